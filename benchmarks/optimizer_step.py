@@ -1,0 +1,346 @@
+"""Milliseconds per ``optimizer.step()`` on CPU: lrtune vs torch.optim (and torch-optimizer) vs the bandwidth bound.
+
+What is measured: the wall time of ``optimizer.step()`` alone (no forward or backward pass) on ~23 M float32
+parameters shaped like a 6-layer, d_model = 512 Transformer (an 8000 × 512 embedding; per layer four 512 × 512
+attention projections, a 2048 × 512 and a 512 × 2048 feed-forward matrix, their biases and two LayerNorms).
+Gradients are random, set once on ``p.grad`` and reused by every step. Each row builds fresh copies of the
+parameters and gradients, runs ``--warmup`` steps (which also allocates the optimizer state), then times
+``--repeats`` single steps with ``time.perf_counter`` and reports the median. RAdam rows always warm up past
+its un-rectified first steps, so that only the steady-state (rectified) update is timed.
+
+The bound: a step is memory-bound, so its floor is the bytes it must move divided by the bandwidth the
+machine achieves. The bandwidth is measured first, in the same run, as the median rate of ``a.add_(b)`` on
+two buffers of 100 M floats, counting 12 bytes per element (read a, read b, write a). A step then moves at
+least, per parameter:
+
+* Adam, AdamW, RAdam: 28 bytes (read θ, g, m, v; write θ, m, v);
+* SGD with momentum:  20 bytes (read θ, g, buf; write θ, buf).
+
+``× bound`` is the measured time over that floor (1.0 would be a perfect single-pass kernel). The floor is
+the update's own: computing the global gradient norm (lrtune's default ``nonfinite="raise"`` check, or
+clipping) reads g once more (+4 bytes) and clipping also rescales it (+8 bytes), which the floor leaves out
+on purpose so that the cost of those passes shows. ``speed-up`` is the time of torch.optim's default
+implementation of the same algorithm divided by the row's time.
+
+Usage::
+
+    python benchmarks/optimizer_step.py                    # full run (~23 M parameters)
+    python benchmarks/optimizer_step.py --quick            # small parameter set: a smoke test
+    python benchmarks/optimizer_step.py --threads 1 --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_optimizer
+from torch.optim.optimizer import _default_to_fused_or_foreach
+
+import lrtune
+from lrtune.optim import Rectified
+
+# -------------------------------------------------------------------------------------------------
+# configuration
+
+LR = 1e-6  # small enough that unit-scale gradients leave the parameters essentially unchanged over the run
+MAX_GRAD_NORM = 1.0
+SEED = 0
+
+# Bytes per parameter that a step must move (see the module docstring).
+BYTES_PER_PARAM = {"SGD": 20, "Adam": 28, "AdamW": 28, "RAdam": 28}
+BANDWIDTH_BYTES_PER_ELEM = 12  # a.add_(b): read a, read b, write a
+
+
+@dataclass(frozen=True)
+class Config:
+    """A parameter set shaped like a Transformer stack, and the size of the bandwidth probe."""
+
+    vocab: int
+    d_model: int
+    d_ff: int
+    layers: int
+    bandwidth_elems: int  # floats per buffer of the a.add_(b) probe; ≥ 100 M so that it streams from DRAM
+    repeats: int
+    warmup: int
+
+
+FULL = Config(vocab=8000, d_model=512, d_ff=2048, layers=6, bandwidth_elems=100_000_000, repeats=30, warmup=5)
+# A few hundred thousand parameters: exercises every row in seconds; the timings mean little (cache-resident).
+QUICK = Config(vocab=500, d_model=64, d_ff=256, layers=2, bandwidth_elems=4_000_000, repeats=5, warmup=2)
+
+# torch.optim.RAdam, torch-optimizer and lrtune rectify once ρ_t > 5, i.e. from this step on (β2 = 0.999).
+RADAM_FIRST_RECTIFIED = next(t for t in range(1, 100) if Rectified(beta2=0.999).rectified(t))
+
+
+def param_shapes(cfg: Config) -> list[tuple[int, ...]]:
+    """Embedding, then per layer: 4 attention projections, the feed-forward pair, 2 LayerNorms (+ biases)."""
+    d, f = cfg.d_model, cfg.d_ff
+    shapes: list[tuple[int, ...]] = [(cfg.vocab, d)]
+    for _ in range(cfg.layers):
+        shapes += [(d, d), (d,)] * 4  # q, k, v, out
+        shapes += [(f, d), (f,), (d, f), (d,)]  # feed-forward in, out
+        shapes += [(d,), (d,)] * 2  # two LayerNorms: weight, bias
+    return shapes
+
+
+# -------------------------------------------------------------------------------------------------
+# the rows
+
+Params = list[torch.nn.Parameter]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row: an optimizer factory and how to time it."""
+
+    optimizer: str  # the algorithm, a key of BYTES_PER_PARAM
+    implementation: str
+    make: Callable[[Params], torch.optim.Optimizer]
+    baseline: bool = False  # torch.optim's default implementation: the row others are compared to
+    clip_before_step: bool = False  # call torch.nn.utils.clip_grad_norm_ inside the timed region
+
+
+def torch_default_impl() -> str:
+    """What torch.optim picks on CPU float32 parameters when neither foreach nor fused is given."""
+    fused, foreach = _default_to_fused_or_foreach([torch.zeros(1)], differentiable=False)
+    return "fused" if fused else "foreach" if foreach else "for-loop"
+
+
+def cases() -> list[Case]:
+    """The table, algorithm by algorithm: torch.optim's implementations, then lrtune's default and variants."""
+    default = f"torch.optim default ({torch_default_impl()})"
+    peers: dict[str, list[Case]] = {
+        "SGD": [
+            Case("SGD", default, lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9), baseline=True),
+            Case("SGD", "torch.optim fused=True", lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, fused=True)),
+        ],
+        "Adam": [
+            Case("Adam", default, lambda p: torch.optim.Adam(p, lr=LR), baseline=True),
+            Case("Adam", "torch.optim fused=True", lambda p: torch.optim.Adam(p, lr=LR, fused=True)),
+            Case(
+                "Adam",
+                "torch.optim fused=True + clip_grad_norm_",
+                lambda p: torch.optim.Adam(p, lr=LR, fused=True),
+                clip_before_step=True,
+            ),
+        ],
+        "AdamW": [
+            Case("AdamW", default, lambda p: torch.optim.AdamW(p, lr=LR), baseline=True),
+            Case("AdamW", "torch.optim fused=True", lambda p: torch.optim.AdamW(p, lr=LR, fused=True)),
+        ],
+        "RAdam": [
+            Case("RAdam", default, lambda p: torch.optim.RAdam(p, lr=LR), baseline=True),
+            Case("RAdam", "torch.optim foreach=True", lambda p: torch.optim.RAdam(p, lr=LR, foreach=True)),
+            Case("RAdam", f"torch_optimizer {torch_optimizer.__version__}", lambda p: torch_optimizer.RAdam(p, lr=LR)),
+        ],
+    }
+    ours: dict[str, Callable[..., torch.optim.Optimizer]] = {
+        "SGD": lambda p, **kw: lrtune.SGD(p, lr=LR, momentum=0.9, **kw),
+        "Adam": lambda p, **kw: lrtune.Adam(p, lr=LR, **kw),
+        "AdamW": lambda p, **kw: lrtune.AdamW(p, lr=LR, **kw),
+        "RAdam": lambda p, **kw: lrtune.RAdam(p, lr=LR, **kw),
+    }
+    # lrtune's default is impl="auto" (fused on CPU) with nonfinite="raise" (one global-norm pass per step).
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("lrtune default (auto → fused, nonfinite=raise)", {}),
+        ("lrtune nonfinite=ignore (no norm pass)", {"nonfinite": "ignore"}),
+        (f"lrtune max_grad_norm={MAX_GRAD_NORM}", {"max_grad_norm": MAX_GRAD_NORM}),
+        ("lrtune impl=foreach (generic path)", {"impl": "foreach"}),
+    ]
+    table: list[Case] = []
+    for name, make in ours.items():
+        table += peers[name]
+        table += [Case(name, label, functools.partial(make, **kwargs)) for label, kwargs in variants]
+    return table
+
+
+# -------------------------------------------------------------------------------------------------
+# measurement
+
+
+def measure_bandwidth(elems: int, repeats: int) -> float:
+    """Achievable bytes/s of a streaming ``a.add_(b)``, 12 bytes per element (median of ``repeats``)."""
+    a = torch.ones(elems)
+    b = torch.ones(elems)
+    a.add_(b)  # warm-up: threads started, pages already touched by ones()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a.add_(b)
+        rates.append(BANDWIDTH_BYTES_PER_ELEM * elems / (time.perf_counter() - start))
+    del a, b
+    return statistics.median(rates)
+
+
+def make_template(cfg: Config) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Initial parameter values and the fixed gradients, shared (as copies) by every row."""
+    gen = torch.Generator().manual_seed(SEED)
+    shapes = param_shapes(cfg)
+    values = [0.02 * torch.randn(s, generator=gen) for s in shapes]
+    grads = [torch.randn(s, generator=gen) for s in shapes]
+    return values, grads
+
+
+def time_case(
+    case: Case, values: list[torch.Tensor], grads: list[torch.Tensor], warmup: int, repeats: int
+) -> list[float]:
+    """Seconds of each timed step, on fresh copies of the parameters, gradients and optimizer state.
+
+    Everything the row allocates is local and freed when it returns: one optimizer in memory at a time.
+    """
+    params = [torch.nn.Parameter(v.clone()) for v in values]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()  # a fresh copy: clipping rescales gradients in place
+    optimizer = case.make(params)
+    if case.optimizer == "RAdam":
+        warmup = max(warmup, RADAM_FIRST_RECTIFIED)  # time steps > 6 only: the rectified update
+
+    def step() -> None:
+        if case.clip_before_step:
+            torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+
+    if isinstance(optimizer, lrtune.RAdam):
+        assert optimizer.last_step_info[0]["rectified"] == 1.0, "RAdam was timed before its rectified steps"
+    if not all(bool(torch.isfinite(p).all()) for p in params):
+        raise FloatingPointError(f"{case.optimizer} / {case.implementation}: parameters became non-finite")
+    return times
+
+
+# -------------------------------------------------------------------------------------------------
+# reporting
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count, torch version and intra-op threads."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_optimizer": torch_optimizer.__version__,
+        "lrtune": lrtune.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    header = ["optimizer", "implementation", "ms/step (median)", "× bandwidth bound", "speed-up vs torch default"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---", "---:", "---:", "---:"]) + "|"]
+    for r in rows:
+        cells = [
+            r["optimizer"],
+            r["implementation"],
+            f"{r['ms_median']:.2f}",
+            f"{r['x_bound']:.2f}",
+            f"{r['speedup_vs_torch_default']:.2f}×",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, help=f"timed steps per row (default {FULL.repeats})")
+    parser.add_argument("--warmup", type=int, help=f"untimed steps per row first (default {FULL.warmup})")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--quick", action="store_true", help="small parameter set, few steps: a smoke test")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args()
+
+    cfg = QUICK if args.quick else FULL
+    repeats = cfg.repeats if args.repeats is None else args.repeats
+    warmup = cfg.warmup if args.warmup is None else args.warmup
+    if repeats < 1 or warmup < 0:
+        parser.error(f"need --repeats >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    info = machine()
+    bandwidth = measure_bandwidth(cfg.bandwidth_elems, repeats=10)
+    values, grads = make_template(cfg)
+    n_params = sum(v.numel() for v in values)
+
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores ({info['cores_available']} available), "
+        f"torch {info['torch']}, {info['threads']} threads"
+    )
+    print(
+        f"bandwidth: {bandwidth / 1e9:.2f} GB/s (a.add_(b) on 2 × {cfg.bandwidth_elems:,} float32, "
+        f"{BANDWIDTH_BYTES_PER_ELEM} B/elem, median of 10)"
+    )
+    print(
+        f"parameters: {n_params:,} float32 in {len(values)} tensors; median of {repeats} steps after {warmup} warm-up"
+    )
+    print(
+        "bound: "
+        + ", ".join(f"{k} {b} B/param = {1e3 * b * n_params / bandwidth:.2f} ms" for k, b in BYTES_PER_PARAM.items())
+    )
+    print()
+
+    rows: list[dict[str, Any]] = []
+    baseline_ms: dict[str, float] = {}
+    for case in cases():
+        times = time_case(case, values, grads, warmup, repeats)
+        gc.collect()
+        ms = 1e3 * statistics.median(times)
+        if case.baseline:
+            baseline_ms[case.optimizer] = ms
+        bound_ms = 1e3 * BYTES_PER_PARAM[case.optimizer] * n_params / bandwidth
+        rows.append(
+            {
+                "optimizer": case.optimizer,
+                "implementation": case.implementation,
+                "ms_median": ms,
+                "bound_ms": bound_ms,
+                "x_bound": ms / bound_ms,
+                "speedup_vs_torch_default": baseline_ms[case.optimizer] / ms,
+                "ms_all": [1e3 * t for t in times],
+            }
+        )
+    print(markdown_table(rows))
+
+    if args.json is not None:
+        result = {
+            "machine": info,
+            "bandwidth_bytes_per_s": bandwidth,
+            "params": n_params,
+            "tensors": len(values),
+            "repeats": repeats,
+            "warmup": warmup,
+            "bytes_per_param": BYTES_PER_PARAM,
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Fused kernels: built-in (φ, ψ) pairs mapped onto torch's fused optimizer kernels with per-step scalars.
+
+torch ships vectorised, multi-threaded single-pass kernels for Adam, AdamW and SGD (``torch._fused_adam_``,
+``torch._fused_adamw_``, ``torch._fused_sgd_``); each reads θ, g and the moments once and writes them once,
+which is the memory-bandwidth bound of the step. RAdam has no fused kernel in torch, but a rectified RAdam
+step *is* an Adam step with other scalars:
+
+    θ ← θ − lr·r_t/(1−β1^t) · m_t · sqrt(1−β2^t) / (sqrt(v_t) + ε)
+      = θ − (lr·r_t)/(1−β1^t) · m_t / (sqrt(v_t)/sqrt(1−β2^t) + ε/sqrt(1−β2^t))
+
+so it runs as Adam with lr' = lr·r_t and ε' = ε/sqrt(1−β2^t) (and, for decoupled weight decay, λ' = λ/r_t so
+that lr'·λ' = lr·λ). The few un-rectified steps at the start take the generic multi-tensor path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ._adaptive import RMS, Identity, Rectified, rectification
+from ._momentum import EMA, HeavyBall, NoMomentum
+from ._rules import Adaptive, Momentum, State
+
+__all__ = ["fused_step", "supports_fused"]
+
+_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def supports_fused(momentum: Momentum, adaptive: Adaptive, params: Sequence[Tensor]) -> bool:
+    """Whether :func:`fused_step` handles this pair on these parameters (exact built-in types only)."""
+    pair_ok = (type(momentum) is EMA and type(adaptive) in (RMS, Rectified)) or (
+        type(momentum) in (HeavyBall, NoMomentum) and type(adaptive) is Identity
+    )
+    return pair_ok and all(p.device.type == "cpu" and p.dtype in _FUSED_DTYPES for p in params)
+
+
+def fused_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: Sequence[State],
+    *,
+    momentum: Momentum,
+    adaptive: Adaptive,
+    lr: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+    step: float,
+) -> bool:
+    """One fused update of parameters that all stand at step ``step`` (already incremented).
+
+    Returns False, doing nothing, when this step is not fusable (RAdam's un-rectified steps); the caller
+    then takes the generic path.
+    """
+    if isinstance(adaptive, Identity):
+        if isinstance(momentum, HeavyBall):
+            first = any(s.get("momentum_buffer") is None for s in states)
+            if first and not all(s.get("momentum_buffer") is None for s in states):
+                return False  # mixed first/later steps: the generic path handles it
+            if first:
+                for s, g in zip(states, grads, strict=True):
+                    s["momentum_buffer"] = torch.empty_like(g)
+            bufs = [s["momentum_buffer"] for s in states]
+            mu, tau, nesterov = momentum.momentum, momentum.dampening, momentum.nesterov
+        else:
+            bufs, mu, tau, nesterov, first = [], 0.0, 0.0, False, False
+        if decoupled_weight_decay and weight_decay != 0:
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+            weight_decay = 0.0
+        torch._fused_sgd_(
+            params,
+            grads,
+            bufs,
+            weight_decay=weight_decay,
+            momentum=mu,
+            lr=lr,
+            dampening=tau,
+            nesterov=nesterov,
+            maximize=maximize,
+            is_first_step=first,
+        )
+        return True
+
+    assert isinstance(momentum, EMA) and isinstance(adaptive, (RMS, Rectified))
+    eps = adaptive.eps
+    if isinstance(adaptive, Rectified):
+        if not adaptive.rectified(step):
+            return False
+        r = rectification(adaptive.beta2, step)
+        lr, eps = lr * r, eps / (1 - adaptive.beta2**step) ** 0.5
+        if decoupled_weight_decay:
+            weight_decay = weight_decay / r
+    kernel = torch._fused_adamw_ if decoupled_weight_decay else torch._fused_adam_
+    kernel(
+        params,
+        grads,
+        [s["exp_avg"] for s in states],
+        [s["exp_avg_sq"] for s in states],
+        [],
+        [s["step"] for s in states],
+        lr=lr,
+        beta1=momentum.beta1,
+        beta2=adaptive.beta2,
+        weight_decay=weight_decay,
+        eps=eps,
+        amsgrad=False,
+        maximize=maximize,
+    )
+    return True
