@@ -9,9 +9,10 @@ parameters and gradients, runs ``--warmup`` steps (which also allocates the opti
 its un-rectified first steps, so that only the steady-state (rectified) update is timed.
 
 The bound: a step is memory-bound, so its floor is the bytes it must move divided by the bandwidth the
-machine achieves. The bandwidth is measured first, in the same run, as the median rate of ``a.add_(b)`` on
-two buffers of 100 M floats, counting 12 bytes per element (read a, read b, write a). A step then moves at
-least, per parameter:
+machine achieves. The bandwidth is measured in the same run as the rate of ``a.add_(b)`` on two buffers of
+100 M floats, counting 12 bytes per element (read a, read b, write a): 10 times before the rows and 10 times
+after them (on a shared host it drifts; both medians are printed), the bound using the median of all 20.
+A step then moves at least, per parameter:
 
 * Adam, AdamW, RAdam: 28 bytes (read θ, g, m, v; write θ, m, v);
 * SGD with momentum:  20 bytes (read θ, g, buf; write θ, buf).
@@ -21,6 +22,11 @@ the update's own: computing the global gradient norm (lrtune's default ``nonfini
 clipping) reads g once more (+4 bytes) and clipping also rescales it (+8 bytes), which the floor leaves out
 on purpose so that the cost of those passes shows. ``speed-up`` is the time of torch.optim's default
 implementation of the same algorithm divided by the row's time.
+
+Run it on an idle machine: the rows run one after another, so anything else using the cores (a test suite)
+slows some rows and not others, and with torch's default of one thread per core a preempted thread stalls
+every parallel region (we have seen steps take ~50× longer). Rows whose interquartile range exceeds 25 % of the
+median are marked †, and the load average is printed. The report goes to stdout, progress to stderr.
 
 Usage::
 
@@ -38,6 +44,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +64,10 @@ from lrtune.optim import Rectified
 LR = 1e-6  # small enough that unit-scale gradients leave the parameters essentially unchanged over the run
 MAX_GRAD_NORM = 1.0
 SEED = 0
+BANDWIDTH_REPEATS = 10
+# A row whose interquartile range exceeds this fraction of its median is flagged: the machine was busy
+# (on a 2-core box, another process preempting one of torch's threads stalls every parallel region).
+NOISY_IQR = 0.25
 
 # Bytes per parameter that a step must move (see the module docstring).
 BYTES_PER_PARAM = {"SGD": 20, "Adam": 28, "AdamW": 28, "RAdam": 28}
@@ -71,7 +82,7 @@ class Config:
     d_model: int
     d_ff: int
     layers: int
-    bandwidth_elems: int  # floats per buffer of the a.add_(b) probe; ≥ 100 M so that it streams from DRAM
+    bandwidth_elems: int  # floats per buffer of the a.add_(b) probe; 100 M streams from DRAM, far past the caches
     repeats: int
     warmup: int
 
@@ -124,10 +135,12 @@ def cases() -> list[Case]:
     peers: dict[str, list[Case]] = {
         "SGD": [
             Case("SGD", default, lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9), baseline=True),
+            Case("SGD", "torch.optim foreach=True", lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, foreach=True)),
             Case("SGD", "torch.optim fused=True", lambda p: torch.optim.SGD(p, lr=LR, momentum=0.9, fused=True)),
         ],
         "Adam": [
             Case("Adam", default, lambda p: torch.optim.Adam(p, lr=LR), baseline=True),
+            Case("Adam", "torch.optim foreach=True", lambda p: torch.optim.Adam(p, lr=LR, foreach=True)),
             Case("Adam", "torch.optim fused=True", lambda p: torch.optim.Adam(p, lr=LR, fused=True)),
             Case(
                 "Adam",
@@ -138,6 +151,7 @@ def cases() -> list[Case]:
         ],
         "AdamW": [
             Case("AdamW", default, lambda p: torch.optim.AdamW(p, lr=LR), baseline=True),
+            Case("AdamW", "torch.optim foreach=True", lambda p: torch.optim.AdamW(p, lr=LR, foreach=True)),
             Case("AdamW", "torch.optim fused=True", lambda p: torch.optim.AdamW(p, lr=LR, fused=True)),
         ],
         "RAdam": [
@@ -170,18 +184,17 @@ def cases() -> list[Case]:
 # measurement
 
 
-def measure_bandwidth(elems: int, repeats: int) -> float:
-    """Achievable bytes/s of a streaming ``a.add_(b)``, 12 bytes per element (median of ``repeats``)."""
+def measure_bandwidth(elems: int, repeats: int) -> list[float]:
+    """Bytes/s of ``repeats`` streaming ``a.add_(b)`` on fresh buffers, counting 12 bytes per element."""
     a = torch.ones(elems)
     b = torch.ones(elems)
-    a.add_(b)  # warm-up: threads started, pages already touched by ones()
+    a.add_(b)  # warm-up: threads started (ones() has already touched every page)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         a.add_(b)
         rates.append(BANDWIDTH_BYTES_PER_ELEM * elems / (time.perf_counter() - start))
-    del a, b
-    return statistics.median(rates)
+    return rates
 
 
 def make_template(cfg: Config) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -220,8 +233,8 @@ def time_case(
         step()
         times.append(time.perf_counter() - start)
 
-    if isinstance(optimizer, lrtune.RAdam):
-        assert optimizer.last_step_info[0]["rectified"] == 1.0, "RAdam was timed before its rectified steps"
+    if isinstance(optimizer, lrtune.RAdam) and optimizer.last_step_info[0]["rectified"] != 1.0:
+        raise RuntimeError("RAdam was timed before its rectified steps")
     if not all(bool(torch.isfinite(p).all()) for p in params):
         raise FloatingPointError(f"{case.optimizer} / {case.implementation}: parameters became non-finite")
     return times
@@ -251,6 +264,41 @@ def machine() -> dict[str, Any]:
     }
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): a busy machine makes every row noisy."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def relative_iqr(times: list[float]) -> float:
+    """Interquartile range over median."""
+    if len(times) < 2:
+        return 0.0
+    q1, q2, q3 = statistics.quantiles(times, n=4)
+    return (q3 - q1) / q2
+
+
+def summarize(timings: list[tuple[Case, list[float]]], n_params: int, bandwidth: float) -> list[dict[str, Any]]:
+    """One record per row: median ms, its ratio to the bound and the speed-up over torch.optim's default."""
+    baseline_ms = {case.optimizer: 1e3 * statistics.median(times) for case, times in timings if case.baseline}
+    rows = []
+    for case, times in timings:
+        ms = 1e3 * statistics.median(times)
+        bound_ms = 1e3 * BYTES_PER_PARAM[case.optimizer] * n_params / bandwidth
+        rows.append(
+            {
+                "optimizer": case.optimizer,
+                "implementation": case.implementation,
+                "ms_median": ms,
+                "bound_ms": bound_ms,
+                "x_bound": ms / bound_ms,
+                "speedup_vs_torch_default": baseline_ms[case.optimizer] / ms,
+                "noisy": relative_iqr(times) > NOISY_IQR,
+                "ms_all": [1e3 * t for t in times],
+            }
+        )
+    return rows
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     header = ["optimizer", "implementation", "ms/step (median)", "× bandwidth bound", "speed-up vs torch default"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---", "---:", "---:", "---:"]) + "|"]
@@ -258,11 +306,15 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         cells = [
             r["optimizer"],
             r["implementation"],
-            f"{r['ms_median']:.2f}",
+            f"{r['ms_median']:.2f}" + (" †" if r["noisy"] else ""),
             f"{r['x_bound']:.2f}",
             f"{r['speedup_vs_torch_default']:.2f}×",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(r["noisy"] for r in rows):
+        lines.append(
+            f"\n† interquartile range > {NOISY_IQR:.0%} of the median: the machine was busy, rerun to trust it."
+        )
     return "\n".join(lines)
 
 
@@ -284,17 +336,29 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     info = machine()
-    bandwidth = measure_bandwidth(cfg.bandwidth_elems, repeats=10)
+    load_start = load_average()
+    before = measure_bandwidth(cfg.bandwidth_elems, BANDWIDTH_REPEATS)
     values, grads = make_template(cfg)
     n_params = sum(v.numel() for v in values)
+    table = cases()
+    timings: list[tuple[Case, list[float]]] = []
+    for i, case in enumerate(table, 1):
+        print(f"[{i}/{len(table)}] {case.optimizer}: {case.implementation}", file=sys.stderr, flush=True)
+        timings.append((case, time_case(case, values, grads, warmup, repeats)))
+        gc.collect()
+    after = measure_bandwidth(cfg.bandwidth_elems, BANDWIDTH_REPEATS)
+    bandwidth = statistics.median(before + after)
+    load_end = load_average()
+    rows = summarize(timings, n_params, bandwidth)
 
     print(
         f"machine: {info['cpu']}, {info['cores']} cores ({info['cores_available']} available), "
-        f"torch {info['torch']}, {info['threads']} threads"
+        f"torch {info['torch']}, {info['threads']} threads; load average (1 min) {load_start} → {load_end}"
     )
     print(
         f"bandwidth: {bandwidth / 1e9:.2f} GB/s (a.add_(b) on 2 × {cfg.bandwidth_elems:,} float32, "
-        f"{BANDWIDTH_BYTES_PER_ELEM} B/elem, median of 10)"
+        f"{BANDWIDTH_BYTES_PER_ELEM} B/elem; median {statistics.median(before) / 1e9:.2f} GB/s before the rows, "
+        f"{statistics.median(after) / 1e9:.2f} after)"
     )
     print(
         f"parameters: {n_params:,} float32 in {len(values)} tensors; median of {repeats} steps after {warmup} warm-up"
@@ -304,33 +368,16 @@ def main() -> None:
         + ", ".join(f"{k} {b} B/param = {1e3 * b * n_params / bandwidth:.2f} ms" for k, b in BYTES_PER_PARAM.items())
     )
     print()
-
-    rows: list[dict[str, Any]] = []
-    baseline_ms: dict[str, float] = {}
-    for case in cases():
-        times = time_case(case, values, grads, warmup, repeats)
-        gc.collect()
-        ms = 1e3 * statistics.median(times)
-        if case.baseline:
-            baseline_ms[case.optimizer] = ms
-        bound_ms = 1e3 * BYTES_PER_PARAM[case.optimizer] * n_params / bandwidth
-        rows.append(
-            {
-                "optimizer": case.optimizer,
-                "implementation": case.implementation,
-                "ms_median": ms,
-                "bound_ms": bound_ms,
-                "x_bound": ms / bound_ms,
-                "speedup_vs_torch_default": baseline_ms[case.optimizer] / ms,
-                "ms_all": [1e3 * t for t in times],
-            }
-        )
     print(markdown_table(rows))
 
     if args.json is not None:
         result = {
             "machine": info,
+            "load_average_start": load_start,
+            "load_average_end": load_end,
             "bandwidth_bytes_per_s": bandwidth,
+            "bandwidth_before_bytes_per_s": before,
+            "bandwidth_after_bytes_per_s": after,
             "params": n_params,
             "tensors": len(values),
             "repeats": repeats,
@@ -338,7 +385,7 @@ def main() -> None:
             "bytes_per_param": BYTES_PER_PARAM,
             "rows": rows,
         }
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"\nwrote {args.json}")
 
 

@@ -45,7 +45,12 @@ BAD: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("EMA", lambda: EMA(beta1=2.0), ValueError, "beta1 .*2.0"),
     ("HeavyBall", lambda: HeavyBall(momentum=1.0), ValueError, "momentum .*1.0"),
     ("Rectified", lambda: Rectified(degenerate="x"), ValueError, "degenerate .*'x'"),
-    ("fused custom", lambda: AdaptiveOptimizer(_p(), momentum=HeavyBall(), adaptive=RMS(), impl="fused"), ValueError, "impl='fused'"),
+    (
+        "fused custom",
+        lambda: AdaptiveOptimizer(_p(), momentum=HeavyBall(), adaptive=RMS(), impl="fused"),
+        ValueError,
+        "impl='fused'",
+    ),
     ("amsgrad", lambda: lrtune.Adam([{"params": _p(), "amsgrad": True}]), ValueError, "amsgrad"),
 ]
 

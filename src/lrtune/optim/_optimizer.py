@@ -134,6 +134,13 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
             raise TypeError(f"momentum must be a lrtune.optim.Momentum (φ), got {momentum!r}")
         if not isinstance(adaptive, Adaptive):
             raise TypeError(f"adaptive must be a lrtune.optim.Adaptive (ψ), got {adaptive!r}")
+        if self.impl == "reference":
+            for rule in (momentum, adaptive):
+                if "reference" not in type(rule).__dict__:
+                    raise ValueError(
+                        f"impl='reference' needs each rule's own reference form; {type(rule).__name__} defines no "
+                        "reference form (an inherited one would describe another algorithm)"
+                    )
         if self.impl == "fused" and not supports_fused(momentum, adaptive, group["params"]):
             raise ValueError(
                 f"impl='fused' supports the built-in pairs (EMA with RMS or Rectified; HeavyBall or NoMomentum "
@@ -185,6 +192,9 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
     # ----------------------------------------------------------------------------------------------
     # the step
 
+    # Under torch.compile the step runs eagerly (a graph break): it is host-side dispatch around
+    # single-pass kernels, and torch's fused optimizer kernels have no meta implementation to trace.
+    @torch.compiler.disable  # type: ignore[untyped-decorator]
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient; returns the closure's loss, if any."""
