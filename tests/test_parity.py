@@ -6,6 +6,8 @@ import pytest
 import torch
 from helpers import CASE_IDS, CASES, TORCH_OPTIMIZER_CASES, Case, make_params, max_abs_diff, run_pair
 
+import lrtune.optim._optimizer as optimizer_module
+
 STEPS = 500
 DTYPES = [torch.float64, torch.float32]
 TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-12}, torch.float32: {"rtol": 2e-4, "atol": 1e-5}}
@@ -68,3 +70,13 @@ def test_params_without_grad_keep_no_state() -> None:
     case = CASES[0]
     _, _, opt, _ = run_pair(case.make("auto"), case.make_peer(), torch.float64, 3)
     assert len(opt.state) == len(params) - 1
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_cache_chunked_foreach_is_bitwise_equal(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU multi-tensor path runs in cache-sized chunks; tiny chunks exercise the split."""
+    monkeypatch.setattr(optimizer_module, "CPU_CHUNK_ELEMENTS", 20)
+    assert len(optimizer_module._cache_chunks(make_params(torch.float32))) > 2
+    pa, pb, _, _ = run_pair(case.make("foreach"), case.make_peer(), torch.float64, 100)
+    for a, b in zip(pa, pb, strict=True):
+        assert torch.equal(a, b)
