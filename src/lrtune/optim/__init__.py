@@ -6,7 +6,8 @@
   :class:`Rectified`. Subclass :class:`Momentum` or :class:`Adaptive` to define a new optimizer.
 """
 
-from ._adaptive import RMS, Identity, Rectified, rectification, rho_inf, rho_t
+from .._rectification import rectification, rho_inf, rho_t
+from ._adaptive import RMS, Identity, Rectified
 from ._momentum import EMA, HeavyBall, NoMomentum
 from ._optimizer import AdaptiveOptimizer
 from ._optimizers import SGD, Adam, AdamW, RAdam

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._validate import check_in_unit_interval
 from ._rules import Momentum, State, zeros_like
-from ._validate import check_in_unit_interval
 
 __all__ = ["EMA", "HeavyBall", "NoMomentum"]
 

@@ -9,12 +9,12 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
+from .._validate import check_choice, check_nonnegative, check_positive
 from ._adaptive import Identity
 from ._fused import fused_step, supports_fused
 from ._momentum import NoMomentum
 from ._reference import reference_step
 from ._rules import Adaptive, Momentum, State
-from ._validate import check_choice, check_nonnegative, check_positive
 
 __all__ = ["AdaptiveOptimizer"]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .._validate import check_in_unit_interval
 from ._adaptive import RMS, Identity, Rectified
 from ._momentum import EMA, HeavyBall, NoMomentum
 from ._optimizer import AdaptiveOptimizer
 from ._rules import Adaptive, Momentum
-from ._validate import check_in_unit_interval
 
 __all__ = ["SGD", "Adam", "AdamW", "RAdam"]
 

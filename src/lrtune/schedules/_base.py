@@ -1,0 +1,94 @@
+"""The schedule protocol: an immutable, serialisable ``t -> multiplier`` for the t-th optimizer update.
+
+Step convention: ``schedule(t)`` is the multiplier of the learning rate used by the **t-th optimizer update**,
+t = 1, 2, ... (``schedule(0)`` is the value "before training", which some libraries use for their first update:
+see :func:`lrtune.schedules.shift`). Schedules marked ``absolute`` (e.g. :func:`noam`) give the learning rate
+itself rather than a multiplier of the optimizer's base LR.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+__all__ = ["Schedule", "from_spec", "register"]
+
+_REGISTRY: dict[str, type[Schedule]] = {}
+
+
+def register(name: str) -> Any:
+    """Class decorator: make a schedule class serialisable under ``name``."""
+
+    def wrap(cls: type[Schedule]) -> type[Schedule]:
+        if name in _REGISTRY:
+            raise ValueError(f"schedule name {name!r} is already registered")
+        cls.spec_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Base class: a frozen dataclass whose fields are its whole configuration."""
+
+    spec_name: ClassVar[str] = ""
+
+    def value(self, t: float) -> float:
+        """The multiplier at update t ≥ 0 (subclasses implement this)."""
+        raise NotImplementedError
+
+    def __call__(self, t: float) -> float:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
+            raise ValueError(f"t must be a number >= 0 (the t-th optimizer update), got {t!r}")
+        return self.value(t)
+
+    @property
+    def absolute(self) -> bool:
+        """True when the schedule gives the learning rate itself, not a multiplier of the base LR."""
+        return False
+
+    @property
+    def end(self) -> float | None:
+        """The update after which the schedule is constant (None: open-ended)."""
+        return None
+
+    def to_spec(self) -> dict[str, Any]:
+        """A JSON-able dict that :func:`from_spec` turns back into an equal schedule."""
+        spec: dict[str, Any] = {"name": self.spec_name}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Schedule):
+                v = v.to_spec()
+            elif isinstance(v, tuple):
+                v = [x.to_spec() if isinstance(x, Schedule) else x for x in v]
+            spec[f.name] = v
+        return spec
+
+
+def from_spec(spec: dict[str, Any] | Schedule) -> Schedule:
+    """Build a schedule from a dict such as ``{"name": "warmup_linear_decay", "warmup_steps": 4000, ...}``."""
+    if isinstance(spec, Schedule):
+        return spec
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"spec must be a dict with a 'name' key, got {spec!r}")
+    name = spec["name"]
+    if name not in _REGISTRY:
+        raise ValueError(f"spec name {name!r} is not a known schedule; known: {', '.join(sorted(_REGISTRY))}")
+    cls = _REGISTRY[name]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(spec) - names - {"name"}
+    if unknown:
+        raise ValueError(f"unknown argument(s) {sorted(unknown)} for schedule {name!r}; it takes {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for k, v in spec.items():
+        if k == "name":
+            continue
+        if isinstance(v, dict) and "name" in v:
+            v = from_spec(v)
+        elif isinstance(v, list):
+            v = tuple(from_spec(x) if isinstance(x, dict) else x for x in v)
+        kwargs[k] = v
+    return cls(**kwargs)
