@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ._adaptive import RMS, Identity, Rectified, rectification
+from .._rectification import rectification
+from ._adaptive import RMS, Identity, Rectified
 from ._momentum import EMA, HeavyBall, NoMomentum
 from ._rules import Adaptive, Momentum, State
 
