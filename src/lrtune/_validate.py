@@ -45,3 +45,14 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return str(value)
+
+
+def check_steps(name: str, value: Any, *, minimum: int = 0) -> int:
+    """A whole number of optimizer updates >= ``minimum`` (bools and non-integral floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a whole number of steps, got {value!r} ({type(value).__name__})")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name} must be a whole number of steps, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)

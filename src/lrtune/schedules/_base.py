@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
-__all__ = ["Schedule", "from_spec", "register"]
+__all__ = ["Schedule", "from_spec", "register", "register_recipe"]
 
 _REGISTRY: dict[str, type[Schedule]] = {}
+_RECIPES: dict[str, Callable[..., Schedule]] = {}
 
 
 def register(name: str) -> Any:
@@ -30,20 +32,35 @@ def register(name: str) -> Any:
     return wrap
 
 
+F = TypeVar("F", bound=Callable[..., "Schedule"])
+
+
+def register_recipe(name: str) -> Callable[[F], F]:
+    """Function decorator: let :func:`from_spec` build a recipe (a factory of joined primitives) by name."""
+
+    def wrap(factory: F) -> F:
+        if name in _REGISTRY or name in _RECIPES:
+            raise ValueError(f"schedule name {name!r} is already registered")
+        _RECIPES[name] = factory
+        return factory
+
+    return wrap
+
+
 @dataclasses.dataclass(frozen=True)
 class Schedule:
     """Base class: a frozen dataclass whose fields are its whole configuration."""
 
     spec_name: ClassVar[str] = ""
 
-    def value(self, t: float) -> float:
+    def at(self, t: float) -> float:
         """The multiplier at update t ≥ 0 (subclasses implement this)."""
         raise NotImplementedError
 
     def __call__(self, t: float) -> float:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
             raise ValueError(f"t must be a number >= 0 (the t-th optimizer update), got {t!r}")
-        return self.value(t)
+        return self.at(t)
 
     @property
     def absolute(self) -> bool:
@@ -75,8 +92,15 @@ def from_spec(spec: dict[str, Any] | Schedule) -> Schedule:
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(f"spec must be a dict with a 'name' key, got {spec!r}")
     name = spec["name"]
+    if name in _RECIPES:
+        args = {k: v for k, v in spec.items() if k != "name"}
+        try:
+            return _RECIPES[name](**args)
+        except TypeError as e:
+            raise ValueError(f"bad arguments {sorted(args)} for schedule {name!r}: {e}") from None
     if name not in _REGISTRY:
-        raise ValueError(f"spec name {name!r} is not a known schedule; known: {', '.join(sorted(_REGISTRY))}")
+        known = ", ".join(sorted({*_REGISTRY, *_RECIPES}))
+        raise ValueError(f"spec name {name!r} is not a known schedule; known: {known}")
     cls = _REGISTRY[name]
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(spec) - names - {"name"}

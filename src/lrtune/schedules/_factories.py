@@ -1,0 +1,173 @@
+"""The schedule API: lower-case factories for the primitives and the recipes built from them by ``join``.
+
+Recipes (``warmup_linear_decay``, ``warmup_cosine``, ``wsd``) are joins of primitives, not classes; they are
+also registered by name so that a spec like ``{"name": "warmup_linear_decay", "warmup_steps": 4000,
+"total_steps": 100000}`` builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .._validate import check_choice, check_steps
+from ._base import Schedule, register_recipe
+from ._combinators import Join, Product, Scale, Shift
+from ._primitives import (
+    Constant,
+    Cosine,
+    Exponential,
+    InverseSqrt,
+    LinearDecay,
+    LinearWarmup,
+    Noam,
+    OneMinusSqrtDecay,
+    Rectification,
+    StepDecay,
+    UntunedWarmup,
+)
+
+__all__ = [
+    "constant",
+    "cosine",
+    "exponential",
+    "inverse_sqrt",
+    "join",
+    "linear_decay",
+    "linear_warmup",
+    "noam",
+    "product",
+    "rectification",
+    "scale",
+    "shift",
+    "step_decay",
+    "untuned_warmup",
+    "warmup_cosine",
+    "warmup_linear_decay",
+    "wsd",
+]
+
+
+def constant(value: float = 1.0) -> Schedule:
+    """f(t) = value."""
+    return Constant(value)
+
+
+def linear_warmup(warmup_steps: int, start: float = 0.0) -> Schedule:
+    """start + (1 − start)·min(t, w)/w: the first update uses start + (1 − start)/w."""
+    return LinearWarmup(warmup_steps, start)
+
+
+def linear_decay(decay_steps: int, final: float = 0.0) -> Schedule:
+    """1 − (1 − final)·t/n until t = n, then ``final``."""
+    return LinearDecay(decay_steps, final)
+
+
+def cosine(decay_steps: int, final: float = 0.0) -> Schedule:
+    """final + (1 − final)·(1 + cos(π·t/n))/2 until t = n, then ``final``."""
+    return Cosine(decay_steps, final)
+
+
+def noam(d_model: int, warmup_steps: int, scale: float = 1.0) -> Schedule:
+    """scale·d_model^−0.5·min(t^−0.5, t·w^−1.5): an absolute learning rate (Vaswani et al., 2017)."""
+    return Noam(d_model, warmup_steps, scale)
+
+
+def inverse_sqrt(warmup_steps: int, warmup_init: float = 0.0) -> Schedule:
+    """fairseq's: linear warm-up to 1 over w updates, then sqrt(w/t)."""
+    return InverseSqrt(warmup_steps, warmup_init)
+
+
+def step_decay(step_size: int, gamma: float = 0.1) -> Schedule:
+    """γ^⌊(t − 1)/step_size⌋ (torch's StepLR)."""
+    return StepDecay(step_size, gamma)
+
+
+def exponential(gamma: float) -> Schedule:
+    """γ^(t − 1) (torch's ExponentialLR)."""
+    return Exponential(gamma)
+
+
+def untuned_warmup(beta2: float, kind: str = "linear") -> Schedule:
+    """Ma & Yarats (2019): min(1, t(1 − β2)/2) or 1 − exp(−(1 − β2)t)."""
+    return UntunedWarmup(beta2, kind)
+
+
+def rectification(beta2: float = 0.999, threshold: float = 5.0) -> Schedule:
+    """RAdam's r_t (0 on un-rectified steps): Adam's built-in warm-up under RAdam."""
+    return Rectification(beta2, threshold)
+
+
+def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """Pieces one after another, each with its own local t (see :class:`Join`)."""
+    return Join(tuple(schedules), tuple(boundaries))
+
+
+def product(*schedules: Schedule) -> Schedule:
+    """f(t) = Π f_i(t)."""
+    return Product(tuple(schedules))
+
+
+def scale(schedule: Schedule, factor: float) -> Schedule:
+    """f(t) = factor·g(t)."""
+    return Scale(schedule, factor)
+
+
+def shift(schedule: Schedule, offset: int) -> Schedule:
+    """f(t) = g(max(0, t − offset)); ``shift(g, 1)`` is Hugging Face's convention."""
+    return Shift(schedule, offset)
+
+
+def _warmup_then(warmup_steps: int, total_steps: int, decay: Callable[[int], Schedule]) -> Schedule:
+    w = check_steps("warmup_steps", warmup_steps, minimum=0)
+    n = check_steps("total_steps", total_steps, minimum=1)
+    if w >= n:
+        raise ValueError(f"warmup_steps must be < total_steps ({n}), got {warmup_steps!r}")
+    if w == 0:
+        return decay(n)
+    return Join((LinearWarmup(w), decay(n - w)), (w,))
+
+
+@register_recipe("warmup_linear_decay")
+def warmup_linear_decay(warmup_steps: int, total_steps: int, final: float = 0.0) -> Schedule:
+    """Linear warm-up over ``warmup_steps`` updates, then linear decay to ``final`` at ``total_steps``.
+
+    f(t) equals Hugging Face's ``get_linear_schedule_with_warmup`` λ(t) (final = 0), but lrtune's t-th update
+    uses f(t) where HF's uses λ(t − 1): ``shift(warmup_linear_decay(w, n), 1)`` is HF's behaviour.
+    """
+    return _warmup_then(warmup_steps, total_steps, lambda n: LinearDecay(n, final))
+
+
+@register_recipe("warmup_cosine")
+def warmup_cosine(warmup_steps: int, total_steps: int, final: float = 0.0) -> Schedule:
+    """Linear warm-up, then half-cosine decay to ``final`` at ``total_steps`` (AlgoPerf's baseline shape)."""
+    return _warmup_then(warmup_steps, total_steps, lambda n: Cosine(n, final))
+
+
+_DECAYS: dict[str, Callable[[int, float], Schedule]] = {
+    "linear": LinearDecay,
+    "cosine": Cosine,
+    "1-sqrt": OneMinusSqrtDecay,
+}
+
+
+@register_recipe("wsd")
+def wsd(warmup_steps: int, stable_steps: int, decay_steps: int, decay: str = "linear", final: float = 0.0) -> Schedule:
+    """Warm-up, stable, decay: linear warm-up, constant 1 for ``stable_steps``, then a cool-down to ``final``.
+
+    The stable phase is open-ended in spirit: a run can be extended by raising ``stable_steps`` (the LR up to
+    the current step does not change, so a resumed scheduler accepts it).
+    """
+    w = check_steps("warmup_steps", warmup_steps, minimum=0)
+    s = check_steps("stable_steps", stable_steps, minimum=0)
+    d = check_steps("decay_steps", decay_steps, minimum=1)
+    check_choice("decay", decay, tuple(_DECAYS))
+    pieces: list[Schedule] = []
+    bounds: list[int] = []
+    if w:
+        pieces.append(LinearWarmup(w))
+        bounds.append(w)
+    if s:
+        pieces.append(Constant(1.0))
+        bounds.append(w + s)
+    pieces.append(_DECAYS[decay](d, final))
+    return Join(tuple(pieces), tuple(bounds))

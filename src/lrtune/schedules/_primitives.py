@@ -1,0 +1,265 @@
+"""Primitive schedules. Each is a frozen dataclass; ``schedule(t)`` is the multiplier for the t-th update.
+
+All of them are constant after their ``end`` (no cosine rebound past the last step), continuous where pieces
+meet, and validated at construction (``ValueError``/``TypeError`` naming the argument).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .._rectification import rectification as _rectification
+from .._rectification import rho_t
+from .._validate import check_choice, check_in_unit_interval, check_positive, check_real, check_steps
+from ._base import Schedule, register
+
+__all__ = [
+    "Constant",
+    "Cosine",
+    "Exponential",
+    "InverseSqrt",
+    "LinearDecay",
+    "LinearWarmup",
+    "Noam",
+    "OneMinusSqrtDecay",
+    "Rectification",
+    "StepDecay",
+    "UntunedWarmup",
+]
+
+
+def _check_final(final: float) -> None:
+    check_in_unit_interval("final", final, closed=True)
+
+
+@register("constant")
+@dataclass(frozen=True)
+class Constant(Schedule):
+    """f(t) = value."""
+
+    value: float = 1.0
+
+    def __post_init__(self) -> None:
+        if check_real("value", self.value) < 0:
+            raise ValueError(f"value must be >= 0, got {self.value!r}")
+
+    def at(self, t: float) -> float:
+        return float(self.value)
+
+
+@register("linear_warmup")
+@dataclass(frozen=True)
+class LinearWarmup(Schedule):
+    """Linear warm-up from ``start`` to 1 over ``warmup_steps`` updates, then 1.
+
+    f(t) = start + (1 − start)·min(t, w)/w, so the first update uses start + (1 − start)/w (never LR 0).
+    """
+
+    warmup_steps: int
+    start: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_steps("warmup_steps", self.warmup_steps, minimum=1)
+        check_in_unit_interval("start", self.start, closed=True)
+
+    def at(self, t: float) -> float:
+        return self.start + (1.0 - self.start) * min(t, self.warmup_steps) / self.warmup_steps
+
+    @property
+    def end(self) -> float:
+        return float(self.warmup_steps)
+
+
+@register("linear_decay")
+@dataclass(frozen=True)
+class LinearDecay(Schedule):
+    """Linear decay from 1 (at t = 0) to ``final`` at t = ``decay_steps``, then ``final``."""
+
+    decay_steps: int
+    final: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_steps("decay_steps", self.decay_steps, minimum=1)
+        _check_final(self.final)
+
+    def at(self, t: float) -> float:
+        if t >= self.decay_steps:
+            return float(self.final)
+        return 1.0 - (1.0 - self.final) * t / self.decay_steps
+
+    @property
+    def end(self) -> float:
+        return float(self.decay_steps)
+
+
+@register("cosine")
+@dataclass(frozen=True)
+class Cosine(Schedule):
+    """Half-cosine decay from 1 (t = 0) to ``final`` at t = ``decay_steps``, then ``final`` (no rebound)."""
+
+    decay_steps: int
+    final: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_steps("decay_steps", self.decay_steps, minimum=1)
+        _check_final(self.final)
+
+    def at(self, t: float) -> float:
+        if t >= self.decay_steps:
+            return float(self.final)
+        return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * t / self.decay_steps))
+
+    @property
+    def end(self) -> float:
+        return float(self.decay_steps)
+
+
+@register("one_minus_sqrt")
+@dataclass(frozen=True)
+class OneMinusSqrtDecay(Schedule):
+    """f(t) = final + (1 − final)·(1 − sqrt(t/n)) for t ≤ n (Hägele et al., 2024: WSD's "1-sqrt" cool-down)."""
+
+    decay_steps: int
+    final: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_steps("decay_steps", self.decay_steps, minimum=1)
+        _check_final(self.final)
+
+    def at(self, t: float) -> float:
+        if t >= self.decay_steps:
+            return float(self.final)
+        return self.final + (1.0 - self.final) * (1.0 - math.sqrt(t / self.decay_steps))
+
+    @property
+    def end(self) -> float:
+        return float(self.decay_steps)
+
+
+@register("noam")
+@dataclass(frozen=True)
+class Noam(Schedule):
+    """Vaswani et al. (2017): lr(t) = scale · d_model^−0.5 · min(t^−0.5, t · w^−1.5), an *absolute* LR.
+
+    Peak at t = w: scale · (d_model · w)^−0.5. lr(0) = 0.
+    """
+
+    d_model: int
+    warmup_steps: int
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_steps("d_model", self.d_model, minimum=1)
+        check_steps("warmup_steps", self.warmup_steps, minimum=1)
+        check_positive("scale", self.scale)
+
+    @property
+    def absolute(self) -> bool:
+        return True
+
+    def at(self, t: float) -> float:
+        if t == 0:
+            return 0.0
+        return self.scale * self.d_model**-0.5 * min(t**-0.5, t * self.warmup_steps**-1.5)
+
+
+@register("inverse_sqrt")
+@dataclass(frozen=True)
+class InverseSqrt(Schedule):
+    """fairseq's ``inverse_sqrt``: linear warm-up from ``warmup_init`` to 1 over w updates, then sqrt(w/t)."""
+
+    warmup_steps: int
+    warmup_init: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_steps("warmup_steps", self.warmup_steps, minimum=1)
+        check_in_unit_interval("warmup_init", self.warmup_init, closed=True)
+
+    def at(self, t: float) -> float:
+        w = self.warmup_steps
+        if t <= w:
+            return self.warmup_init + (1.0 - self.warmup_init) * t / w
+        return math.sqrt(w / t)
+
+
+@register("step_decay")
+@dataclass(frozen=True)
+class StepDecay(Schedule):
+    """γ^⌊(t − 1)/step_size⌋: the first ``step_size`` updates use 1, the next γ, ... (torch's ``StepLR``)."""
+
+    step_size: int
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_steps("step_size", self.step_size, minimum=1)
+        check_positive("gamma", self.gamma)
+
+    def at(self, t: float) -> float:
+        return self.gamma ** (max(0, math.ceil(t) - 1) // self.step_size)
+
+
+@register("exponential")
+@dataclass(frozen=True)
+class Exponential(Schedule):
+    """γ^(t − 1) for t ≥ 1 (torch's ``ExponentialLR``: the first update uses 1)."""
+
+    gamma: float
+
+    def __post_init__(self) -> None:
+        check_positive("gamma", self.gamma)
+
+    def at(self, t: float) -> float:
+        return self.gamma ** max(0.0, t - 1)
+
+
+@register("untuned_warmup")
+@dataclass(frozen=True)
+class UntunedWarmup(Schedule):
+    """Ma & Yarats (2019): a warm-up chosen from β2 alone, over about 2/(1 − β2) updates.
+
+    ``kind="linear"``: min(1, t·(1 − β2)/2); ``kind="exponential"``: 1 − exp(−(1 − β2)·t).
+    """
+
+    beta2: float
+    kind: str = "linear"
+
+    def __post_init__(self) -> None:
+        b = check_real("beta2", self.beta2)
+        if not 0 < b < 1:
+            raise ValueError(f"beta2 must be in (0, 1), got {self.beta2!r}")
+        check_choice("kind", self.kind, ("linear", "exponential"))
+
+    def at(self, t: float) -> float:
+        if self.kind == "linear":
+            return min(1.0, t * (1.0 - self.beta2) / 2.0)
+        return 1.0 - math.exp(-(1.0 - self.beta2) * t)
+
+    @property
+    def end(self) -> float | None:
+        return 2.0 / (1.0 - self.beta2) if self.kind == "linear" else None
+
+
+@register("rectification")
+@dataclass(frozen=True)
+class Rectification(Schedule):
+    """RAdam's r_t as a schedule: r_t when ρ_t > ``threshold`` (the step is rectified), else 0.
+
+    The factor by which RAdam scales Adam's step: RAdam is Adam with this built-in warm-up (for β2 = 0.999 it
+    is 0.049 at t = 10 and 0.645 at t = 1000; for β2 = 0.98, 0.62 at t = 50).
+    """
+
+    beta2: float = 0.999
+    threshold: float = 5.0
+
+    def __post_init__(self) -> None:
+        b = check_real("beta2", self.beta2)
+        if not 0 < b < 1:
+            raise ValueError(f"beta2 must be in (0, 1), got {self.beta2!r}")
+        if check_real("threshold", self.threshold) < 4:
+            raise ValueError(f"threshold must be >= 4, got {self.threshold!r}")
+
+    def at(self, t: float) -> float:
+        if t == 0 or rho_t(self.beta2, t) <= self.threshold:
+            return 0.0
+        return _rectification(self.beta2, t)
