@@ -79,6 +79,10 @@ class LRScheduler(TorchLRScheduler):
             logger.info("resuming with schedule %r instead of the saved %r", self.schedule, saved)
         sd.pop("allow_schedule_change", None)
         self.__dict__.update(sd)
+        # Set the LR of the next update now: the optimizer may be restored before or after the scheduler.
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _check_compatible(self, saved: Schedule, applied: int) -> None:
         """Raise unless ``saved`` and this schedule agree on updates 1..applied+1 (no LR jump, same past)."""

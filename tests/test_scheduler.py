@@ -1,0 +1,205 @@
+"""lrtune.schedules.LRScheduler: the torch scheduler protocol, counting applied updates, exact resume."""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+
+import pytest
+import torch
+
+import lrtune
+from lrtune import schedules as S
+
+
+def _opt(lr: float = 1.0, groups: int = 1, **kw: object) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer]:
+    ps = [torch.nn.Parameter(torch.zeros(3)) for _ in range(groups)]
+    opt = lrtune.SGD([{"params": [p], "lr": lr * (i + 1)} for i, p in enumerate(ps)], lr=lr, **kw)  # type: ignore[arg-type]
+    return ps, opt
+
+
+def _lrs_used(opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, ps: list, n: int) -> list:
+    """The LR of each of ``n`` updates (read just before optimizer.step())."""
+    used = []
+    for _ in range(n):
+        used.append([g["lr"] for g in opt.param_groups])
+        for p in ps:
+            p.grad = torch.ones_like(p)
+        opt.step()
+        sched.step()
+    return used
+
+
+def _roundtrip(sd: dict) -> dict:
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def test_update_t_uses_base_lr_times_f_t() -> None:
+    ps, opt = _opt(lr=0.5, groups=2)
+    schedule = S.warmup_cosine(5, 20, final=0.1)
+    used = _lrs_used(opt, S.LRScheduler(opt, schedule), ps, 25)
+    for t, lrs in enumerate(used, start=1):
+        assert lrs == [0.5 * schedule(t), 1.0 * schedule(t)]
+
+
+def test_absolute_schedule_ignores_base_lr() -> None:
+    ps, opt = _opt(lr=123.0, groups=2)
+    schedule = S.noam(512, 4)
+    used = _lrs_used(opt, S.LRScheduler(opt, schedule), ps, 6)
+    assert used == [[schedule(t)] * 2 for t in range(1, 7)]
+
+
+def test_get_last_lr_and_torch_protocol() -> None:
+    ps, opt = _opt(lr=0.1)
+    sched = lrtune.warmup_linear_decay(opt, warmup_steps=2, total_steps=10)
+    # What Hugging Face's Trainer and Lightning rely on: a torch LRScheduler bound to this optimizer whose
+    # step() takes no argument, with get_last_lr() and a state dict that torch.load(weights_only=True) reads.
+    assert isinstance(sched, torch.optim.lr_scheduler.LRScheduler)
+    assert sched.optimizer is opt
+    assert sched.get_last_lr() == [pytest.approx(0.05)]
+    ps[0].grad = torch.ones(3)
+    opt.step()
+    sched.step()
+    assert sched.get_last_lr() == [pytest.approx(0.1)]
+    sd = _roundtrip(sched.state_dict())
+    assert sd["schedule"] == S.warmup_linear_decay(2, 10).to_spec()
+    assert sd["applied_updates"] == 1
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_gradient_accumulation_follows_applied_updates() -> None:
+    """scheduler.step() on every micro-batch (a common mistake) does not advance the schedule."""
+    ps, opt = _opt()
+    schedule = S.warmup_linear_decay(3, 12)
+    sched = S.LRScheduler(opt, schedule)
+    used = []
+    for _ in range(10):
+        used.append(opt.param_groups[0]["lr"])
+        for micro in range(4):
+            ps[0].grad = torch.ones(3)
+            if micro == 3:
+                opt.step()
+            sched.step()
+    assert used == [schedule(t) for t in range(1, 11)]
+
+
+def test_skipped_nonfinite_steps_do_not_advance_the_schedule() -> None:
+    ps, opt = _opt(nonfinite="skip")
+    schedule = S.linear_warmup(10)
+    sched = S.LRScheduler(opt, schedule)
+    used = []
+    for i in range(8):
+        used.append(opt.param_groups[0]["lr"])
+        ps[0].grad = torch.full((3,), float("nan")) if i in (2, 3, 6) else torch.ones(3)
+        opt.step()
+        sched.step()
+    assert opt.skipped_steps == 3
+    assert sched.applied_updates == 5
+    assert used == [schedule(t) for t in (1, 2, 3, 3, 3, 4, 5, 5)]
+
+
+def test_grad_scaler_skips_do_not_advance_the_schedule() -> None:
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([p], lr=1.0)
+    schedule = S.linear_warmup(10)
+    sched = S.LRScheduler(opt, schedule)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4)
+    used = []
+    for i in range(6):
+        used.append(opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        loss = (p * (float("inf") if i == 2 else 1.0)).sum()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+    assert sched.applied_updates == 5
+    assert used == [schedule(t) for t in (1, 2, 3, 3, 4, 5)]
+
+
+def _train(steps: int, start: dict | None = None) -> tuple[torch.nn.Module, lrtune.Adam, S.LRScheduler, list]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    opt = lrtune.Adam(model.parameters(), lr=1e-2)
+    sched = lrtune.warmup_linear_decay(opt, warmup_steps=10, total_steps=100)
+    first = 0
+    if start is not None:
+        model.load_state_dict(start["model"])
+        opt.load_state_dict(start["optimizer"])
+        sched.load_state_dict(start["scheduler"])
+        first = start["step"]
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(16, 4, generator=g), torch.randn(16, 1, generator=g)) for _ in range(100)]
+    lrs = []
+    for x, y in data[first : first + steps]:
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        sched.step()
+    return model, opt, sched, lrs
+
+
+def test_resume_is_bit_identical() -> None:
+    full_model, _, _, full_lrs = _train(100)
+    model, opt, sched, first_lrs = _train(40)
+    checkpoint = _roundtrip(
+        {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": 40}
+    )
+    resumed_model, _, _, rest_lrs = _train(60, start=checkpoint)
+    assert first_lrs + rest_lrs == full_lrs
+    for a, b in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def _state_after(schedule: S.Schedule, updates: int) -> dict:
+    ps, opt = _opt()
+    sched = S.LRScheduler(opt, schedule)
+    _lrs_used(opt, sched, ps, updates)
+    return copy.deepcopy(sched.state_dict())
+
+
+def test_changed_schedule_on_resume_raises() -> None:
+    state = _state_after(S.warmup_linear_decay(10, 100), 30)
+    _, opt = _opt()
+    with pytest.raises(ValueError, match=r"differs from this scheduler's .* at update"):
+        S.LRScheduler(opt, S.warmup_linear_decay(10, 200)).load_state_dict(state)
+
+
+def test_changed_schedule_allowed_explicitly() -> None:
+    state = _state_after(S.warmup_linear_decay(10, 100), 30)
+    _ps, opt = _opt()
+    sched = S.LRScheduler(opt, S.warmup_linear_decay(10, 200), allow_schedule_change=True)
+    sched.load_state_dict(state)
+    assert sched.applied_updates == 30
+    assert sched.schedule == S.warmup_linear_decay(10, 200)
+
+
+def test_wsd_extends_its_stable_phase_without_a_jump() -> None:
+    """A run in WSD's stable phase can be extended to a longer total: the past and the next LR agree."""
+    state = _state_after(S.wsd(10, 100, 20), 50)
+    ps, opt = _opt()
+    longer = S.wsd(10, 300, 20)
+    sched = S.LRScheduler(opt, longer)
+    sched.load_state_dict(state)
+    assert sched.applied_updates == 50
+    used = _lrs_used(opt, sched, ps, 3)
+    assert [u[0] for u in used] == [1.0, 1.0, 1.0]
+    # ... but not once the cool-down has started.
+    state = _state_after(S.wsd(10, 100, 20), 115)
+    _, opt = _opt()
+    with pytest.raises(ValueError, match="differs"):
+        S.LRScheduler(opt, longer).load_state_dict(state)
+
+
+def test_spec_dict_accepted_and_bad_optimizer_rejected() -> None:
+    ps, opt = _opt()
+    sched = S.LRScheduler(opt, {"name": "warmup_linear_decay", "warmup_steps": 4, "total_steps": 8})
+    assert sched.schedule == S.warmup_linear_decay(4, 8)
+    assert math.isclose(opt.param_groups[0]["lr"], 0.25)
+    with pytest.raises(TypeError, match=r"optimizer must be a torch\.optim\.Optimizer"):
+        S.LRScheduler(ps, S.constant())  # type: ignore[arg-type]
