@@ -30,6 +30,7 @@ from ._factories import (
     warmup_linear_decay,
     wsd,
 )
+from ._plot import plot
 from ._primitives import (
     Constant,
     Cosine,
@@ -72,6 +73,7 @@ __all__ = [
     "linear_decay",
     "linear_warmup",
     "noam",
+    "plot",
     "product",
     "rectification",
     "scale",

@@ -63,6 +63,11 @@ class Schedule:
         return self.at(t)
 
     @property
+    def display_name(self) -> str:
+        """A short name for legends and tables: the recipe's label or the spec name."""
+        return str(getattr(self, "label", "") or self.spec_name)
+
+    @property
     def absolute(self) -> bool:
         """True when the schedule gives the learning rate itself, not a multiplier of the base LR."""
         return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._validate import check_real, check_steps
 from ._base import Schedule, from_spec, register
@@ -36,6 +36,7 @@ class Join(Schedule):
 
     schedules: tuple[Schedule, ...]
     boundaries: tuple[int, ...]
+    label: str = field(default="", compare=False)  # a recipe's name, for display only
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedules", _schedules("schedules", self.schedules))

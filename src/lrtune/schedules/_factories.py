@@ -117,14 +117,14 @@ def shift(schedule: Schedule, offset: int) -> Schedule:
     return Shift(schedule, offset)
 
 
-def _warmup_then(warmup_steps: int, total_steps: int, decay: Callable[[int], Schedule]) -> Schedule:
+def _warmup_then(warmup_steps: int, total_steps: int, decay: Callable[[int], Schedule], label: str) -> Schedule:
     w = check_steps("warmup_steps", warmup_steps, minimum=0)
     n = check_steps("total_steps", total_steps, minimum=1)
     if w >= n:
         raise ValueError(f"warmup_steps must be < total_steps ({n}), got {warmup_steps!r}")
     if w == 0:
         return decay(n)
-    return Join((LinearWarmup(w), decay(n - w)), (w,))
+    return Join((LinearWarmup(w), decay(n - w)), (w,), label)
 
 
 @register_recipe("warmup_linear_decay")
@@ -134,13 +134,13 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int, final: float = 0.0)
     f(t) equals Hugging Face's ``get_linear_schedule_with_warmup`` λ(t) (final = 0), but lrtune's t-th update
     uses f(t) where HF's uses λ(t − 1): ``shift(warmup_linear_decay(w, n), 1)`` is HF's behaviour.
     """
-    return _warmup_then(warmup_steps, total_steps, lambda n: LinearDecay(n, final))
+    return _warmup_then(warmup_steps, total_steps, lambda n: LinearDecay(n, final), "warmup_linear_decay")
 
 
 @register_recipe("warmup_cosine")
 def warmup_cosine(warmup_steps: int, total_steps: int, final: float = 0.0) -> Schedule:
     """Linear warm-up, then half-cosine decay to ``final`` at ``total_steps`` (AlgoPerf's baseline shape)."""
-    return _warmup_then(warmup_steps, total_steps, lambda n: Cosine(n, final))
+    return _warmup_then(warmup_steps, total_steps, lambda n: Cosine(n, final), "warmup_cosine")
 
 
 _DECAYS: dict[str, Callable[[int, float], Schedule]] = {
@@ -170,4 +170,4 @@ def wsd(warmup_steps: int, stable_steps: int, decay_steps: int, decay: str = "li
         pieces.append(Constant(1.0))
         bounds.append(w + s)
     pieces.append(_DECAYS[decay](d, final))
-    return Join(tuple(pieces), tuple(bounds))
+    return Join(tuple(pieces), tuple(bounds), f"wsd ({decay})")

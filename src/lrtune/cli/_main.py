@@ -1,0 +1,106 @@
+"""``lrtune`` command: ``lrtune schedule SPEC --steps N [--out file.png]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..schedules import Schedule, from_spec
+
+__all__ = ["main"]
+
+
+def _load_spec(text: str) -> dict[str, Any]:
+    """SPEC is a JSON object, or the path of a file holding one."""
+    path = Path(text)
+    if not text.lstrip().startswith("{") and path.is_file():
+        text = path.read_text()
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"lrtune schedule: SPEC is neither a JSON object nor a JSON file: {e}") from None
+    if not isinstance(spec, dict):
+        raise SystemExit(f"lrtune schedule: SPEC must be a JSON object, got {spec!r}")
+    return spec
+
+
+def key_points(schedule: Schedule, steps: int) -> list[tuple[str, int, float]]:
+    """(what, t, f(t)): the first update, the peak (first maximum), the schedule's end and the last update."""
+    values = [schedule.at(t) for t in range(1, steps + 1)]
+    peak = max(range(steps), key=values.__getitem__) + 1
+    points = [("first update", 1, values[0]), ("peak (end of warm-up)", peak, values[peak - 1])]
+    end = schedule.end
+    if end is not None and 1 < end < steps and float(end).is_integer():
+        points.append(("end of schedule", int(end), values[int(end) - 1]))
+    points.append(("last update", steps, values[-1]))
+    return points
+
+
+def _schedule_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    try:
+        schedule = from_spec(_load_spec(args.spec))
+    except (ValueError, TypeError) as e:
+        console.print(f"[red]invalid schedule:[/red] {e}")
+        return 2
+    steps = args.steps
+    if steps is None:
+        steps = int(schedule.end * 1.1) if schedule.end else 1000
+    if steps < 1:
+        console.print(f"[red]--steps must be >= 1, got {steps}[/red]")
+        return 2
+    unit = "LR" if schedule.absolute or args.base_lr != 1.0 else "multiplier"
+    factor = 1.0 if schedule.absolute else args.base_lr
+    table = Table(title=f"{schedule.display_name} over {steps} updates")
+    table.add_column("point")
+    table.add_column("update t", justify="right")
+    table.add_column(unit, justify="right")
+    for what, t, value in key_points(schedule, steps):
+        table.add_row(what, str(t), f"{factor * value:.6g}")
+    console.print(table)
+    if args.out is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from ..schedules import plot
+
+        ax = plot(schedule, steps, base_lr=args.base_lr)
+        ax.figure.tight_layout()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        ax.figure.savefig(args.out, dpi=120)
+        plt.close(ax.figure)
+        console.print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrtune", description="Learning-rate schedules and optimizers.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sched = sub.add_parser("schedule", help="print the key points of a schedule and draw it")
+    sched.add_argument("spec", help='a JSON spec, e.g. \'{"name": "warmup_linear_decay", ...}\', or a JSON file')
+    sched.add_argument("--steps", type=int, default=None, help="updates to show (default: 1.1 × the end)")
+    sched.add_argument("--base-lr", type=float, default=1.0, help="multiply relative schedules by this LR")
+    sched.add_argument("--out", type=Path, default=None, help="write a PNG plot here")
+    sched.set_defaults(func=_schedule_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

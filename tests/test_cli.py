@@ -1,0 +1,49 @@
+"""End-to-end: ``lrtune schedule`` prints the key points and writes a valid PNG."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+
+from lrtune.cli import main
+from lrtune.cli._main import key_points
+from lrtune.schedules import noam, warmup_linear_decay
+
+SPEC = {"name": "warmup_linear_decay", "warmup_steps": 40, "total_steps": 400}
+
+
+def test_schedule_command_writes_png(tmp_path: Path) -> None:
+    out = tmp_path / "plots" / "schedule.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lrtune.cli", "schedule", json.dumps(SPEC), "--steps", "500", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "peak (end of warm-up)" in proc.stdout
+    assert "warmup_linear_decay" in proc.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] > 100 and image.shape[1] > 100
+    assert image.std() > 0  # not a blank canvas
+
+
+def test_spec_from_file_and_bad_spec(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    spec_file = tmp_path / "s.json"
+    spec_file.write_text(json.dumps(SPEC))
+    assert main(["schedule", str(spec_file), "--steps", "100"]) == 0
+    assert main(["schedule", json.dumps({"name": "warmup_linear_decay", "warmup_steps": 500, "total_steps": 400})]) == 2
+    assert "warmup_steps must be < total_steps" in capsys.readouterr().out.replace("\n", "")
+
+
+def test_key_points() -> None:
+    points = key_points(warmup_linear_decay(40, 400), 500)
+    assert points[0][:2] == ("first update", 1)
+    assert points[1][1:] == (40, 1.0)
+    assert ("end of schedule", 400, 0.0) in points
+    assert key_points(noam(512, 4000), 8000)[1][1] == 4000
