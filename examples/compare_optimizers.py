@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 import lrtune
+from lrtune import schedules
 
 # -- config (flat, nanoGPT style) -------------------------------------------------------------------------
 CONTEXT = 64  # characters per sequence
@@ -67,16 +68,6 @@ def batches(data: torch.Tensor, steps: int, seed: int) -> list[tuple[torch.Tenso
     return out
 
 
-def linear_schedule(steps: int, warmup: int) -> Callable[[int], float]:
-    """LR multiplier for LambdaLR: linear warm-up to 1 over ``warmup`` updates, then linear decay to 0."""
-
-    def f(k: int) -> float:  # k = number of updates applied so far; the next update is the (k+1)-th
-        t = k + 1
-        return t / warmup if t <= warmup else max(0.0, (steps - t + 1) / max(1, steps - warmup))
-
-    return f
-
-
 def adam(ps: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     return lrtune.Adam(ps, lr, betas=(0.9, 0.98))
 
@@ -113,9 +104,9 @@ def run(recipe: Recipe, vocab: int, train: list, valid: list, steps: int) -> tup
     torch.manual_seed(SEED)
     model = CharTransformer(vocab)
     opt = make(list(model.parameters()), lr)
-    warmup = max(1, int(WARMUP_FRACTION * steps)) if schedule == "warmup+decay" else 0
-    multiplier = linear_schedule(steps, warmup) if schedule != "constant" else (lambda k: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, multiplier)
+    warmup = int(WARMUP_FRACTION * steps) if schedule == "warmup+decay" else 0
+    shape = schedules.constant() if schedule == "constant" else schedules.warmup_linear_decay(warmup, steps)
+    sched = schedules.LRScheduler(opt, shape)  # the t-th update uses lr · shape(t)
     start = time.perf_counter()
     for x, y in train:
         loss = nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
