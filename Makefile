@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/optimizer_step.py
+	$(PY) benchmarks/schedule_step.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

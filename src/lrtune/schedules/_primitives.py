@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from .._rectification import rectification as _rectification
 from .._rectification import rho_t
-from .._validate import check_choice, check_in_unit_interval, check_positive, check_real, check_steps
+from .._validate import (
+    check_choice,
+    check_in_unit_interval,
+    check_nonnegative,
+    check_positive,
+    check_real,
+    check_steps,
+)
 from ._base import Schedule, register
 
 __all__ = [
@@ -33,6 +40,12 @@ def _check_final(final: float) -> None:
     check_in_unit_interval("final", final, closed=True)
 
 
+def _check_gamma(gamma: float) -> None:
+    """A decay factor: 0 < γ ≤ 1 (a growing γ^t overflows within a training run)."""
+    if check_real("gamma", gamma) <= 0 or gamma > 1:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+
+
 @register("constant")
 @dataclass(frozen=True)
 class Constant(Schedule):
@@ -41,8 +54,7 @@ class Constant(Schedule):
     value: float = 1.0
 
     def __post_init__(self) -> None:
-        if check_real("value", self.value) < 0:
-            raise ValueError(f"value must be >= 0, got {self.value!r}")
+        check_nonnegative("value", self.value)
 
     def at(self, t: float) -> float:
         return float(self.value)
@@ -64,7 +76,9 @@ class LinearWarmup(Schedule):
         check_in_unit_interval("start", self.start, closed=True)
 
     def at(self, t: float) -> float:
-        return self.start + (1.0 - self.start) * min(t, self.warmup_steps) / self.warmup_steps
+        if t >= self.warmup_steps:
+            return 1.0  # exactly: start + (1 − start)·w/w can round above 1
+        return self.start + (1.0 - self.start) * t / self.warmup_steps
 
     @property
     def end(self) -> float:
@@ -178,9 +192,9 @@ class InverseSqrt(Schedule):
 
     def at(self, t: float) -> float:
         w = self.warmup_steps
-        if t <= w:
+        if t < w:
             return self.warmup_init + (1.0 - self.warmup_init) * t / w
-        return math.sqrt(w / t)
+        return math.sqrt(w / t)  # exactly 1 at t = w
 
 
 @register("step_decay")
@@ -193,7 +207,7 @@ class StepDecay(Schedule):
 
     def __post_init__(self) -> None:
         check_steps("step_size", self.step_size, minimum=1)
-        check_positive("gamma", self.gamma)
+        _check_gamma(self.gamma)
 
     def at(self, t: float) -> float:
         return self.gamma ** (max(0, math.ceil(t) - 1) // self.step_size)
@@ -207,7 +221,7 @@ class Exponential(Schedule):
     gamma: float
 
     def __post_init__(self) -> None:
-        check_positive("gamma", self.gamma)
+        _check_gamma(self.gamma)
 
     def at(self, t: float) -> float:
         return self.gamma ** max(0.0, t - 1)
@@ -230,14 +244,22 @@ class UntunedWarmup(Schedule):
             raise ValueError(f"beta2 must be in (0, 1), got {self.beta2!r}")
         check_choice("kind", self.kind, ("linear", "exponential"))
 
+    @property
+    def period(self) -> float:
+        """2/(1 − β2): the length of the linear warm-up (e.g. 2000 updates for β2 = 0.999)."""
+        return 2.0 / (1.0 - self.beta2)
+
     def at(self, t: float) -> float:
         if self.kind == "linear":
+            if t >= math.ceil(self.period):
+                return 1.0  # flat from its end on, whatever the rounding of t·(1 − β2)/2 there
             return min(1.0, t * (1.0 - self.beta2) / 2.0)
         return 1.0 - math.exp(-(1.0 - self.beta2) * t)
 
     @property
     def end(self) -> float | None:
-        return 2.0 / (1.0 - self.beta2) if self.kind == "linear" else None
+        """For the linear kind, the first whole update at or after the period (exactly 1 from there on)."""
+        return float(math.ceil(self.period)) if self.kind == "linear" else None
 
 
 @register("rectification")
@@ -260,6 +282,6 @@ class Rectification(Schedule):
             raise ValueError(f"threshold must be >= 4, got {self.threshold!r}")
 
     def at(self, t: float) -> float:
-        if t == 0 or rho_t(self.beta2, t) <= self.threshold:
+        if t < 1 or rho_t(self.beta2, t) <= self.threshold:  # no update before t = 1
             return 0.0
         return _rectification(self.beta2, t)
