@@ -203,3 +203,25 @@ def test_spec_dict_accepted_and_bad_optimizer_rejected() -> None:
     assert math.isclose(opt.param_groups[0]["lr"], 0.25)
     with pytest.raises(TypeError, match=r"optimizer must be a torch\.optim\.Optimizer"):
         S.LRScheduler(ps, S.constant())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("beta2", [0.98, 0.999])
+def test_radam_is_adam_with_the_rectification_as_warmup(beta2: float) -> None:
+    """RAdam (skipping its un-rectified steps) = Adam whose LR follows r_t, up to where ε is added."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(50, dtype=torch.float64, generator=g))
+    b = torch.nn.Parameter(a.detach().clone())
+    radam = lrtune.RAdam([a], lr=1e-2, betas=(0.9, beta2), eps=1e-30, degenerate="skip")
+    adam = lrtune.Adam([b], lr=1e-2, betas=(0.9, beta2), eps=1e-30)
+    sched = S.LRScheduler(adam, S.rectification(beta2))
+    moved = 0
+    for _ in range(300):
+        grad = torch.randn(50, dtype=torch.float64, generator=g)
+        a.grad, b.grad = grad.clone(), grad.clone()
+        before = a.detach().clone()
+        radam.step()
+        adam.step()
+        sched.step()
+        moved += not torch.equal(before, a)
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    assert moved == 300 - 5  # ρ_t ≤ 5 for the first 5 steps with either β2: no move, in both
