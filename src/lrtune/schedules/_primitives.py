@@ -85,10 +85,9 @@ class LinearWarmup(Schedule):
         return float(self.warmup_steps)
 
 
-@register("linear_decay")
 @dataclass(frozen=True)
-class LinearDecay(Schedule):
-    """Linear decay from 1 (at t = 0) to ``final`` at t = ``decay_steps``, then ``final``."""
+class _Decay(Schedule):
+    """A decay from 1 (t = 0) to ``final`` at t = ``decay_steps``, then ``final``: final + (1 − final)·shape(t/n)."""
 
     decay_steps: int
     final: float = 0.0
@@ -97,58 +96,45 @@ class LinearDecay(Schedule):
         check_steps("decay_steps", self.decay_steps, minimum=1)
         _check_final(self.final)
 
+    def shape(self, x: float) -> float:
+        """The decay's shape on x = t/n ∈ [0, 1): from 1 at x = 0 towards 0 at x = 1."""
+        raise NotImplementedError
+
     def at(self, t: float) -> float:
         if t >= self.decay_steps:
-            return float(self.final)
-        return 1.0 - (1.0 - self.final) * t / self.decay_steps
+            return float(self.final)  # exactly, and flat from there on
+        return self.final + (1.0 - self.final) * self.shape(t / self.decay_steps)
 
     @property
     def end(self) -> float:
         return float(self.decay_steps)
+
+
+@register("linear_decay")
+@dataclass(frozen=True)
+class LinearDecay(_Decay):
+    """Linear decay: 1 − (1 − final)·t/n until t = n, then ``final``."""
+
+    def shape(self, x: float) -> float:
+        return 1.0 - x
 
 
 @register("cosine")
 @dataclass(frozen=True)
-class Cosine(Schedule):
-    """Half-cosine decay from 1 (t = 0) to ``final`` at t = ``decay_steps``, then ``final`` (no rebound)."""
+class Cosine(_Decay):
+    """Half-cosine decay: final + (1 − final)·(1 + cos(π·t/n))/2 until t = n, then ``final`` (no rebound)."""
 
-    decay_steps: int
-    final: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_steps("decay_steps", self.decay_steps, minimum=1)
-        _check_final(self.final)
-
-    def at(self, t: float) -> float:
-        if t >= self.decay_steps:
-            return float(self.final)
-        return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * t / self.decay_steps))
-
-    @property
-    def end(self) -> float:
-        return float(self.decay_steps)
+    def shape(self, x: float) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * x))
 
 
 @register("one_minus_sqrt")
 @dataclass(frozen=True)
-class OneMinusSqrtDecay(Schedule):
+class OneMinusSqrtDecay(_Decay):
     """f(t) = final + (1 − final)·(1 − sqrt(t/n)) for t ≤ n (Hägele et al., 2024: WSD's "1-sqrt" cool-down)."""
 
-    decay_steps: int
-    final: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_steps("decay_steps", self.decay_steps, minimum=1)
-        _check_final(self.final)
-
-    def at(self, t: float) -> float:
-        if t >= self.decay_steps:
-            return float(self.final)
-        return self.final + (1.0 - self.final) * (1.0 - math.sqrt(t / self.decay_steps))
-
-    @property
-    def end(self) -> float:
-        return float(self.decay_steps)
+    def shape(self, x: float) -> float:
+        return 1.0 - math.sqrt(x)
 
 
 @register("noam")
