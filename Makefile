@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test demo bench lint clean
+.PHONY: test demo bench lint clean data
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,18 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# The German-English data: Debian's trans-de-en (the Ding dictionary). As root it is installed with apt;
+# otherwise it is unpacked into data/ without root (the library looks there too, or at $$LRTUNE_DING).
+DING := /usr/share/trans/de-en
+data:
+	@if [ -f $(DING) ] || [ -f data/trans-de-en$(DING) ] || [ -n "$$LRTUNE_DING" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq trans-de-en >/dev/null; \
+	else \
+		mkdir -p data && cd data && apt-get download trans-de-en && dpkg-deb -x trans-de-en_*.deb trans-de-en; \
+	fi
+
+test: $(STAMP) data
 	$(PY) -m pytest -q
 
 demo: $(STAMP)

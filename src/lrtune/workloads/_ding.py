@@ -1,0 +1,174 @@
+"""German→English sentence pairs from the Ding dictionary (Debian package ``trans-de-en``).
+
+The file ``/usr/share/trans/de-en`` holds one entry per line, ``GERMAN :: ENGLISH``; each side lists parallel
+senses separated by `` | `` (paired only when both sides have as many), synonyms inside a sense separated by
+``; `` (the first is taken), and annotations to strip: ``{...}`` (grammar), ``[...]`` (usage), ``<...>``
+(abbreviations) and ``/.../`` (abbreviation notes). Sentences of one entry are related, so the corpus is split
+into train/valid/test **by entry**, never by pair: no entry contributes to two splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DING_SEARCH_PATHS", "DingCorpus", "SentencePair", "find_ding", "load_ding", "parse_ding"]
+
+logger = logging.getLogger(__name__)
+
+#: Where the dictionary is looked for, in order, after an explicit path and ``$LRTUNE_DING``.
+DING_SEARCH_PATHS = (
+    Path("/usr/share/trans/de-en"),
+    Path("data/trans-de-en/usr/share/trans/de-en"),  # apt-get download + dpkg-deb -x, no root needed
+)
+_HOW_TO_GET = (
+    "the German-English data is the Ding dictionary from the Debian package trans-de-en. Install it with\n"
+    "    apt-get update && apt-get install -y trans-de-en          (as root)\n"
+    "or, without root, from the repository root:\n"
+    "    apt-get download trans-de-en && dpkg-deb -x trans-de-en_*.deb data/trans-de-en\n"
+    "or point LRTUNE_DING (or path=) at a copy of the file usr/share/trans/de-en"
+)
+
+_ANNOTATIONS = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>|(?:^|(?<=\s))/[^/\s][^/]*/(?=\s|$)")
+_SPACES = re.compile(r"\s+")
+_SENTENCE_END = (".", "!", "?")
+
+
+@dataclass(frozen=True)
+class SentencePair:
+    """One aligned pair and the dictionary entry (line number) it comes from."""
+
+    entry: int
+    de: str
+    en: str
+
+
+def find_ding(path: str | os.PathLike[str] | None = None) -> Path:
+    """The dictionary file: ``path``, else ``$LRTUNE_DING``, else :data:`DING_SEARCH_PATHS`.
+
+    Raises:
+        FileNotFoundError: with the exact commands that get the data.
+    """
+    candidates = [Path(p) for p in (path, os.environ.get("LRTUNE_DING")) if p]
+    if path is None:
+        candidates += list(DING_SEARCH_PATHS)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"no Ding dictionary found (tried {tried}); {_HOW_TO_GET}")
+
+
+def _clean(sense: str) -> str:
+    first = sense.split("; ")[0]
+    return _SPACES.sub(" ", _ANNOTATIONS.sub(" ", first)).strip()
+
+
+def parse_ding(path: str | os.PathLike[str], *, max_lines: int | None = None) -> Iterator[SentencePair]:
+    """All aligned (German, English) pairs, in file order, duplicates included."""
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if max_lines is not None and line_no > max_lines:
+                return
+            if line.startswith("#") or " :: " not in line:
+                continue
+            de_side, en_side = line.rstrip("\n").split(" :: ", 1)
+            de_senses, en_senses = de_side.split(" | "), en_side.split(" | ")
+            if len(de_senses) != len(en_senses):
+                continue
+            for de, en in zip(de_senses, en_senses, strict=True):
+                de, en = _clean(de), _clean(en)
+                if de and en:
+                    yield SentencePair(line_no, de, en)
+
+
+def _is_sentence(text: str) -> bool:
+    return text.endswith(_SENTENCE_END) and len(text.split()) >= 3
+
+
+@dataclass(frozen=True)
+class DingCorpus:
+    """Deduplicated pairs split by entry. ``sentences_only`` keeps full sentences (both sides end in . ! ?
+    and have at least 3 words), the usual setting for translation."""
+
+    train: list[SentencePair]
+    valid: list[SentencePair]
+    test: list[SentencePair]
+    source: str
+
+    def splits(self) -> dict[str, list[SentencePair]]:
+        return {"train": self.train, "valid": self.valid, "test": self.test}
+
+
+def _fingerprint(path: Path, **options: object) -> str:
+    stat = path.stat()
+    key = json.dumps({"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns, **options})
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("LRTUNE_CACHE", Path.home() / ".cache" / "lrtune"))
+
+
+def load_ding(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    sentences_only: bool = True,
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    seed: int = 0,
+    cache: bool = True,
+) -> DingCorpus:
+    """Parse (or read from the cache) the dictionary, deduplicate, and split by entry.
+
+    Entries are assigned to test, valid, then train by a seeded shuffle of entry numbers; a pair seen in
+    several entries is kept at its first occurrence. The parsed corpus is cached (JSON, keyed by the file's
+    path, size and mtime and these options) under ``$LRTUNE_CACHE`` (default ``~/.cache/lrtune``).
+    """
+    for name, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 0.5:
+            raise ValueError(f"{name} must be in [0, 0.5), got {value!r}")
+    source = find_ding(path)
+    options = {"sentences_only": sentences_only, "valid": valid_fraction, "test": test_fraction, "seed": seed}
+    cache_file = _cache_dir() / f"ding-{_fingerprint(source, **options)}.json"
+    if cache and cache_file.is_file():
+        try:
+            raw = json.loads(cache_file.read_text(encoding="utf-8"))
+            return DingCorpus(
+                **{k: [SentencePair(*p) for p in raw[k]] for k in ("train", "valid", "test")}, source=str(source)
+            )
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring a corrupt corpus cache %s", cache_file)
+    start = time.perf_counter()
+    seen: set[tuple[str, str]] = set()
+    pairs: list[SentencePair] = []
+    for pair in parse_ding(source):
+        if sentences_only and not (_is_sentence(pair.de) and _is_sentence(pair.en)):
+            continue
+        if (pair.de, pair.en) not in seen:
+            seen.add((pair.de, pair.en))
+            pairs.append(pair)
+    entries = sorted({p.entry for p in pairs})
+    random.Random(seed).shuffle(entries)
+    n_test, n_valid = round(test_fraction * len(entries)), round(valid_fraction * len(entries))
+    split_of = {e: "test" for e in entries[:n_test]}
+    split_of.update({e: "valid" for e in entries[n_test : n_test + n_valid]})
+    out: dict[str, list[SentencePair]] = {"train": [], "valid": [], "test": []}
+    for p in pairs:
+        out[split_of.get(p.entry, "train")].append(p)
+    corpus = DingCorpus(**out, source=str(source))
+    logger.info("parsed %d pairs from %s in %.1f s", len(pairs), source, time.perf_counter() - start)
+    if cache:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({k: [[p.entry, p.de, p.en] for p in v] for k, v in out.items()}), encoding="utf-8")
+        tmp.replace(cache_file)  # atomic: a killed run never leaves a truncated cache
+    return corpus
