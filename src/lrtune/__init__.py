@@ -2,6 +2,7 @@
 
 from . import optim, schedules
 from .optim import SGD, Adam, AdamW, AdaptiveOptimizer, RAdam
+from .runner import RunRecord, train
 from .schedules import LRScheduler
 from .schedules._scheduler import warmup_linear_decay
 
@@ -12,9 +13,11 @@ __all__ = [
     "AdaptiveOptimizer",
     "LRScheduler",
     "RAdam",
+    "RunRecord",
     "__version__",
     "optim",
     "schedules",
+    "train",
     "warmup_linear_decay",
 ]
 

@@ -1,0 +1,187 @@
+"""The training loop every lrtune tool runs: a workload, an optimizer and a schedule, described by data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import optim
+from .._validate import check_positive, check_steps
+from ..schedules import LRScheduler, Schedule, constant, from_spec
+from ..workloads import Workload
+
+__all__ = ["OPTIMIZERS", "RunRecord", "build_optimizer", "train"]
+
+logger = logging.getLogger(__name__)
+
+#: Optimizer names accepted in specs (``{"name": "radam", "lr": 5e-4, ...}``).
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": optim.SGD,
+    "adam": optim.Adam,
+    "adamw": optim.AdamW,
+    "radam": optim.RAdam,
+}
+
+OptimizerSpec = dict[str, Any] | Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """What a run did: its config, ``status`` ("completed" or "diverged"), updates applied and metrics."""
+
+    config: dict[str, Any]
+    status: str
+    steps: int
+    final_metrics: dict[str, float]
+    evals: list[dict[str, Any]]
+    seconds: float
+    skipped_steps: int = 0
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+
+def build_optimizer(
+    spec: OptimizerSpec, params: Iterable[torch.nn.Parameter], *, max_grad_norm: float | None = None
+) -> torch.optim.Optimizer:
+    """An optimizer from a spec ``{"name": "adam", "lr": 1e-3, ...}`` or a factory ``params -> Optimizer``."""
+    if callable(spec):
+        if max_grad_norm is not None:
+            raise ValueError("max_grad_norm needs an optimizer spec (a factory builds its own clipping)")
+        return spec(params)
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"optimizer must be a spec dict with a 'name' or a factory, got {spec!r}")
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    name = spec["name"]
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer name {name!r} is not one of {sorted(OPTIMIZERS)}")
+    if max_grad_norm is not None:
+        kwargs["max_grad_norm"] = max_grad_norm
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    return OPTIMIZERS[name](params, **kwargs)
+
+
+def _describe(spec: Any) -> Any:
+    if isinstance(spec, Schedule):
+        return spec.to_spec()
+    if isinstance(spec, dict):
+        return spec
+    return repr(spec)
+
+
+def train(
+    workload: Workload,
+    *,
+    optimizer: OptimizerSpec,
+    schedule: Schedule | dict[str, Any] | None = None,
+    steps: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    eval_every: int | None = None,
+    max_grad_norm: float | None = None,
+    diverge_factor: float = 10.0,
+    out_dir: str | os.PathLike[str] | None = None,
+) -> RunRecord:
+    """Train ``workload`` for ``steps`` optimizer updates and evaluate it; deterministic for a seed on CPU.
+
+    The run stops early with status ``"diverged"`` when the loss is NaN/Inf, exceeds ``diverge_factor`` times
+    the first loss, or the optimizer raises on a non-finite gradient. With ``out_dir``, writes
+    ``config.json`` and ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps; one per
+    evaluation).
+    """
+    steps = check_steps("steps", workload.step_hint if steps is None else steps, minimum=1)
+    batch_size = check_steps("batch_size", batch_size, minimum=1)
+    eval_every = check_steps("eval_every", steps if eval_every is None else eval_every, minimum=1)
+    check_positive("diverge_factor", diverge_factor)
+    schedule_obj = constant() if schedule is None else from_spec(schedule)
+    config = {
+        "workload": workload.name,
+        "optimizer": _describe(optimizer),
+        "schedule": schedule_obj.to_spec(),
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "eval_every": eval_every,
+        "max_grad_norm": max_grad_norm,
+    }
+    model = workload.build_model(seed)
+    opt = build_optimizer(optimizer, model.parameters(), max_grad_norm=max_grad_norm)
+    sched = LRScheduler(opt, schedule_obj)
+    out = Path(out_dir) if out_dir is not None else None
+    log = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(out / "config.json")
+        log = open(out / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+
+    def record(line: dict[str, Any]) -> None:
+        if log is not None:
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+
+    status, evals, first_loss = "completed", [], None
+    start = time.perf_counter()
+    batches = workload.train_batches(batch_size, seed)
+    try:
+        model.train()
+        while sched.applied_updates < steps:
+            step = sched.applied_updates + 1
+            loss = workload.loss(model, next(batches))
+            value = loss.item()
+            first_loss = value if first_loss is None else first_loss
+            if not math.isfinite(value) or value > diverge_factor * max(first_loss, 1e-12):
+                logger.warning("run diverged at update %d (loss %s)", step, value)
+                status = "diverged"
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            lr = opt.param_groups[0]["lr"]
+            try:
+                opt.step()
+            except FloatingPointError as e:
+                logger.warning("run diverged at update %d: %s", step, e)
+                status = "diverged"
+                break
+            sched.step()
+            norm = getattr(opt, "last_grad_norm", None)
+            record(
+                {
+                    "step": step,
+                    "loss": value,
+                    "lr": lr,
+                    "grad_norm": None if norm is None else norm.item(),
+                    "skipped_steps": getattr(opt, "skipped_steps", 0),
+                }
+            )
+            if sched.applied_updates % eval_every == 0 or sched.applied_updates == steps:
+                model.eval()
+                metrics = workload.evaluate(model)
+                model.train()
+                evals.append({"step": sched.applied_updates, **metrics})
+                record({"step": sched.applied_updates, "eval": metrics})
+                logger.info("update %d: %s", sched.applied_updates, metrics)
+    finally:
+        if log is not None:
+            log.close()
+    return RunRecord(
+        config=config,
+        status=status,
+        steps=sched.applied_updates,
+        final_metrics={k: v for k, v in evals[-1].items() if k != "step"} if evals else {},
+        evals=evals,
+        seconds=time.perf_counter() - start,
+        skipped_steps=getattr(opt, "skipped_steps", 0),
+    )

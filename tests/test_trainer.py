@@ -1,0 +1,106 @@
+"""lrtune.train on the digits workload: learns, is deterministic, records divergence, writes its records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import lrtune
+from lrtune.schedules import warmup_linear_decay
+from lrtune.workloads import Digits, Workload
+
+
+@pytest.fixture(scope="module")
+def digits() -> Digits:
+    return Digits()
+
+
+def test_digits_is_a_workload(digits: Digits) -> None:
+    assert isinstance(digits, Workload)
+    batch = next(digits.train_batches(32, seed=0))
+    assert batch[0].shape == (32, 64) and batch[1].shape == (32,)
+    metrics = digits.evaluate(digits.build_model(0))
+    assert set(metrics) >= {"valid_loss", "valid_accuracy", "test_accuracy"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {"name": "adam", "lr": 3e-3},
+        {"name": "radam", "lr": 1e-2},  # r_t ≈ 0.2–0.4 over these 300 updates (β2 = 0.999)
+        {"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4},
+        {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+    ],
+    ids=lambda s: s["name"],
+)
+def test_learns(digits: Digits, optimizer: dict) -> None:
+    before = digits.evaluate(digits.build_model(0))
+    record = lrtune.train(digits, optimizer=optimizer, schedule=warmup_linear_decay(20, 300), steps=300)
+    assert record.status == "completed" and record.steps == 300
+    assert record.final_metrics["valid_loss"] < 0.5 * before["valid_loss"]
+    assert record.final_metrics["valid_accuracy"] > 0.9
+
+
+def test_deterministic_for_a_seed(digits: Digits, tmp_path: Path) -> None:
+    runs = [
+        lrtune.train(digits, optimizer={"name": "adam", "lr": 1e-3}, steps=60, eval_every=20, out_dir=tmp_path / n)
+        for n in ("a", "b")
+    ]
+    assert runs[0].evals == runs[1].evals
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    other = lrtune.train(digits, optimizer={"name": "adam", "lr": 1e-3}, steps=60, eval_every=20, seed=1)
+    assert other.evals != runs[0].evals
+
+
+def test_records_written(digits: Digits, tmp_path: Path) -> None:
+    lrtune.train(
+        digits,
+        optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        schedule={"name": "warmup_linear_decay", "warmup_steps": 5, "total_steps": 30},
+        steps=30,
+        eval_every=10,
+        max_grad_norm=1.0,
+        out_dir=tmp_path,
+    )
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["optimizer"]["name"] == "sgd" and config["max_grad_norm"] == 1.0
+    assert config["schedule"] == warmup_linear_decay(5, 30).to_spec()
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [line for line in lines if "loss" in line]
+    evals = [line for line in lines if "eval" in line]
+    assert [s["step"] for s in steps] == list(range(1, 31))
+    assert [e["step"] for e in evals] == [10, 20, 30]
+    assert steps[0]["lr"] == pytest.approx(0.1 / 5)  # the first update uses f(1) of the warm-up
+    assert all(s["grad_norm"] is not None and s["grad_norm"] >= 0 for s in steps)
+
+
+def test_divergence_is_recorded_not_raised(digits: Digits) -> None:
+    record = lrtune.train(digits, optimizer={"name": "sgd", "lr": 50.0}, steps=100)
+    assert record.status == "diverged" and record.diverged
+    assert record.steps < 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"optimizer": {"name": "lion", "lr": 1e-3}}, ValueError, "'lion'"),
+        ({"optimizer": {"lr": 1e-3}}, ValueError, "'name'"),
+        ({"optimizer": {"name": "adam", "lr": -1.0}}, ValueError, "lr"),
+        ({"optimizer": {"name": "adam"}, "steps": 0}, ValueError, "steps"),
+        ({"optimizer": {"name": "adam"}, "batch_size": 2.5}, ValueError, "batch_size"),
+        ({"optimizer": {"name": "adam"}, "batch_size": 100_000}, ValueError, "batch_size"),
+        ({"optimizer": lambda ps: torch.optim.Adam(ps), "max_grad_norm": 1.0}, ValueError, "max_grad_norm"),
+    ],
+)
+def test_bad_arguments(digits: Digits, kwargs: dict, error: type, pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        lrtune.train(digits, **{"steps": 5, **kwargs})
+
+
+def test_factory_optimizer(digits: Digits) -> None:
+    record = lrtune.train(digits, optimizer=lambda ps: torch.optim.Adam(ps, lr=3e-3), steps=100)
+    assert record.final_metrics["valid_accuracy"] > 0.8
