@@ -104,3 +104,49 @@ def test_bad_arguments(digits: Digits, kwargs: dict, error: type, pattern: str) 
 def test_factory_optimizer(digits: Digits) -> None:
     record = lrtune.train(digits, optimizer=lambda ps: torch.optim.Adam(ps, lr=3e-3), steps=100)
     assert record.final_metrics["valid_accuracy"] > 0.8
+
+
+def _run(digits: Digits, out: Path, steps: int, **kw: object) -> lrtune.RunRecord:
+    return lrtune.train(
+        digits,
+        optimizer={"name": "radam", "lr": 1e-2, "weight_decay": 1e-4},
+        schedule=warmup_linear_decay(10, 60),
+        steps=steps,
+        eval_every=10,
+        checkpoint_every=10,
+        out_dir=out,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_resume_is_bit_identical(digits: Digits, tmp_path: Path) -> None:
+    full = _run(digits, tmp_path / "full", 60)
+    _run(digits, tmp_path / "cut", 35)  # "interrupted" after update 35; last checkpoint at 30
+    resumed = _run(digits, tmp_path / "cut", 60, resume=True)
+    assert resumed.evals == full.evals
+    assert (tmp_path / "cut" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()) == [
+        "step-00000050.pt",
+        "step-00000060.pt",
+    ]
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(digits: Digits, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    full = _run(digits, tmp_path / "full", 60)
+    _run(digits, tmp_path / "cut", 40)
+    newest = tmp_path / "cut" / "checkpoints" / "step-00000040.pt"
+    newest.write_bytes(newest.read_bytes()[:200])  # truncated, as by a crash mid-write
+    resumed = _run(digits, tmp_path / "cut", 60, resume=True)
+    assert "unreadable" in caplog.text
+    assert resumed.evals == full.evals
+
+
+def test_resume_without_checkpoint_starts_fresh(digits: Digits, tmp_path: Path) -> None:
+    fresh = _run(digits, tmp_path / "a", 20)
+    resumed = _run(digits, tmp_path / "b", 20, resume=True)
+    assert resumed.evals == fresh.evals
+
+
+def test_checkpointing_needs_out_dir(digits: Digits) -> None:
+    with pytest.raises(ValueError, match="out_dir"):
+        lrtune.train(digits, optimizer={"name": "adam"}, steps=5, checkpoint_every=2)

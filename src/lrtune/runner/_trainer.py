@@ -18,6 +18,7 @@ from .. import optim
 from .._validate import check_positive, check_steps
 from ..schedules import LRScheduler, Schedule, constant, from_spec
 from ..workloads import Workload
+from ._checkpoint import latest_checkpoint, save_checkpoint
 
 __all__ = ["OPTIMIZERS", "RunRecord", "build_optimizer", "train"]
 
@@ -92,18 +93,27 @@ def train(
     max_grad_norm: float | None = None,
     diverge_factor: float = 10.0,
     out_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> RunRecord:
     """Train ``workload`` for ``steps`` optimizer updates and evaluate it; deterministic for a seed on CPU.
 
     The run stops early with status ``"diverged"`` when the loss is NaN/Inf, exceeds ``diverge_factor`` times
     the first loss, or the optimizer raises on a non-finite gradient. With ``out_dir``, writes
     ``config.json`` and ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps; one per
-    evaluation).
+    evaluation). With ``checkpoint_every``, writes ``out_dir/checkpoints/step-*.pt`` atomically (model,
+    optimizer, scheduler, RNG state, data position); ``resume=True`` continues from the newest readable one
+    (a truncated or corrupt file falls back to the previous checkpoint) and the run is bit-identical to an
+    uninterrupted one; ``steps`` may then be larger than in the interrupted run.
     """
     steps = check_steps("steps", workload.step_hint if steps is None else steps, minimum=1)
     batch_size = check_steps("batch_size", batch_size, minimum=1)
     eval_every = check_steps("eval_every", steps if eval_every is None else eval_every, minimum=1)
     check_positive("diverge_factor", diverge_factor)
+    if checkpoint_every is not None:
+        checkpoint_every = check_steps("checkpoint_every", checkpoint_every, minimum=1)
+    if (checkpoint_every is not None or resume) and out_dir is None:
+        raise ValueError("checkpoint_every and resume need an out_dir")
     schedule_obj = constant() if schedule is None else from_spec(schedule)
     config = {
         "workload": workload.name,
@@ -119,6 +129,19 @@ def train(
     opt = build_optimizer(optimizer, model.parameters(), max_grad_norm=max_grad_norm)
     sched = LRScheduler(opt, schedule_obj)
     out = Path(out_dir) if out_dir is not None else None
+    status, evals, first_loss, consumed = "completed", [], None, 0
+    kept_lines: list[str] = []
+    if resume and out is not None and (found := latest_checkpoint(out / "checkpoints")) is not None:
+        path, state = found
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        evals, first_loss, consumed = state["evals"], state["first_loss"], state["consumed"]
+        if (out / "metrics.jsonl").is_file():  # drop what was logged after the checkpoint
+            lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+            kept_lines = [x for x in lines if x.strip() and json.loads(x)["step"] <= state["step"]]
+        logger.info("resuming from %s (update %d)", path, state["step"])
     log = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -126,20 +149,23 @@ def train(
         tmp.write_text(json.dumps(config, indent=2))
         tmp.replace(out / "config.json")
         log = open(out / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        log.writelines(line + "\n" for line in kept_lines)
 
     def record(line: dict[str, Any]) -> None:
         if log is not None:
             log.write(json.dumps(line) + "\n")
             log.flush()
 
-    status, evals, first_loss = "completed", [], None
     start = time.perf_counter()
     batches = workload.train_batches(batch_size, seed)
+    for _ in range(consumed):  # the data position of a resumed run
+        next(batches)
     try:
         model.train()
         while sched.applied_updates < steps:
             step = sched.applied_updates + 1
             loss = workload.loss(model, next(batches))
+            consumed += 1
             value = loss.item()
             first_loss = value if first_loss is None else first_loss
             if not math.isfinite(value) or value > diverge_factor * max(first_loss, 1e-12):
@@ -173,6 +199,21 @@ def train(
                 evals.append({"step": sched.applied_updates, **metrics})
                 record({"step": sched.applied_updates, "eval": metrics})
                 logger.info("update %d: %s", sched.applied_updates, metrics)
+            if checkpoint_every is not None and out is not None and sched.applied_updates % checkpoint_every == 0:
+                save_checkpoint(
+                    out / "checkpoints",
+                    sched.applied_updates,
+                    {
+                        "step": sched.applied_updates,
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        "evals": evals,
+                        "first_loss": first_loss,
+                        "consumed": consumed,
+                    },
+                )
     finally:
         if log is not None:
             log.close()
