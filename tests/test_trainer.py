@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,37 @@ def test_resume_without_checkpoint_starts_fresh(digits: Digits, tmp_path: Path) 
 def test_checkpointing_needs_out_dir(digits: Digits) -> None:
     with pytest.raises(ValueError, match="out_dir"):
         lrtune.train(digits, optimizer={"name": "adam"}, steps=5, checkpoint_every=2)
+
+
+class _InterruptAt:
+    """Digits, but the process receives SIGINT while computing the loss of update ``at``."""
+
+    def __init__(self, inner: Digits, at: int) -> None:
+        self.inner, self.at, self.calls = inner, at, 0
+        self.name, self.step_hint, self.metric, self.higher_is_better = "digits", 60, "valid_accuracy", True
+
+    def build_model(self, seed: int) -> torch.nn.Module:
+        return self.inner.build_model(seed)
+
+    def train_batches(self, batch_size: int, seed: int):  # type: ignore[no-untyped-def]
+        return self.inner.train_batches(batch_size, seed)
+
+    def loss(self, model: torch.nn.Module, batch: object) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.inner.loss(model, batch)
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        return self.inner.evaluate(model)
+
+
+def test_sigint_saves_and_stops_then_resumes_identically(digits: Digits, tmp_path: Path) -> None:
+    full = _run(digits, tmp_path / "full", 60)
+    stopped = _run(_InterruptAt(digits, 23), tmp_path / "cut", 60)  # type: ignore[arg-type]
+    assert stopped.status == "interrupted" and stopped.steps == 23
+    assert (tmp_path / "cut" / "checkpoints" / "step-00000023.pt").is_file()
+    resumed = _run(digits, tmp_path / "cut", 60, resume=True)
+    assert resumed.status == "completed"
+    assert resumed.evals == full.evals
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -37,7 +39,7 @@ OptimizerSpec = dict[str, Any] | Callable[[Iterable[torch.nn.Parameter]], torch.
 
 @dataclasses.dataclass
 class RunRecord:
-    """What a run did: its config, ``status`` ("completed" or "diverged"), updates applied and metrics."""
+    """What a run did: its config, ``status`` ("completed", "diverged" or "interrupted"), updates and metrics."""
 
     config: dict[str, Any]
     status: str
@@ -73,6 +75,26 @@ def build_optimizer(
     return OPTIMIZERS[name](params, **kwargs)
 
 
+class _InterruptFlag:
+    """Turns SIGINT into a flag checked between updates (main thread only; a no-op when disabled)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.raised = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.raised = True
+
+    def restore(self) -> None:
+        if self.enabled and self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _describe(spec: Any) -> Any:
     if isinstance(spec, Schedule):
         return spec.to_spec()
@@ -104,7 +126,8 @@ def train(
     evaluation). With ``checkpoint_every``, writes ``out_dir/checkpoints/step-*.pt`` atomically (model,
     optimizer, scheduler, RNG state, data position); ``resume=True`` continues from the newest readable one
     (a truncated or corrupt file falls back to the previous checkpoint) and the run is bit-identical to an
-    uninterrupted one; ``steps`` may then be larger than in the interrupted run.
+    uninterrupted one; ``steps`` may then be larger than in the interrupted run. SIGINT (Ctrl-C) during a run
+    that checkpoints finishes the current update, saves a checkpoint and returns with status "interrupted".
     """
     steps = check_steps("steps", workload.step_hint if steps is None else steps, minimum=1)
     batch_size = check_steps("batch_size", batch_size, minimum=1)
@@ -157,10 +180,12 @@ def train(
             log.flush()
 
     start = time.perf_counter()
+    interrupted = _InterruptFlag(enabled=checkpoint_every is not None)
     batches = workload.train_batches(batch_size, seed)
     for _ in range(consumed):  # the data position of a resumed run
         next(batches)
     try:
+        interrupted.install()
         model.train()
         while sched.applied_updates < steps:
             step = sched.applied_updates + 1
@@ -199,7 +224,12 @@ def train(
                 evals.append({"step": sched.applied_updates, **metrics})
                 record({"step": sched.applied_updates, "eval": metrics})
                 logger.info("update %d: %s", sched.applied_updates, metrics)
-            if checkpoint_every is not None and out is not None and sched.applied_updates % checkpoint_every == 0:
+            stop = interrupted.raised
+            if stop:
+                logger.warning("interrupted at update %d: saving a checkpoint and stopping", sched.applied_updates)
+                status = "interrupted"
+            due = checkpoint_every is not None and sched.applied_updates % checkpoint_every == 0
+            if out is not None and (due or stop):
                 save_checkpoint(
                     out / "checkpoints",
                     sched.applied_updates,
@@ -214,7 +244,10 @@ def train(
                         "consumed": consumed,
                     },
                 )
+            if stop:
+                break
     finally:
+        interrupted.restore()
         if log is not None:
             log.close()
     return RunRecord(
