@@ -47,3 +47,33 @@ def test_key_points() -> None:
     assert points[1][1:] == (40, 1.0)
     assert ("end of schedule", 400, 0.0) in points
     assert key_points(noam(512, 4000), 8000)[1][1] == 4000
+
+
+def test_train_and_rerun_from_config(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--workload",
+        "digits",
+        "--optimizer",
+        "radam",
+        "--lr",
+        "1e-2",
+        "--schedule",
+        "warmup_linear_decay",
+    ]
+    args += ["--warmup-steps", "10", "--steps", "60", "--eval-every", "30", "--out", str(run)]
+    assert main(args) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["optimizer"] == {"name": "radam", "lr": 1e-2}
+    assert config["schedule"]["warmup_steps"] == 10 and config["schedule"]["total_steps"] == 60
+    assert main(["train", "--config", str(run / "config.json"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+
+
+def test_train_bad_input_and_workloads(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["train", "--workload", "imagenet", "--steps", "5"]) == 2
+    assert "'imagenet' is not one of" in capsys.readouterr().out
+    assert main(["train", "--lr", "-1", "--steps", "5"]) == 2
+    assert main(["workloads"]) == 0
+    assert "digits" in capsys.readouterr().out

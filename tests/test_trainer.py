@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import lrtune
-from lrtune.schedules import warmup_linear_decay
+from lrtune.schedules import from_spec, warmup_linear_decay
 from lrtune.workloads import Digits, Workload
 
 
@@ -70,7 +70,8 @@ def test_records_written(digits: Digits, tmp_path: Path) -> None:
     )
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["optimizer"]["name"] == "sgd" and config["max_grad_norm"] == 1.0
-    assert config["schedule"] == warmup_linear_decay(5, 30).to_spec()
+    assert config["schedule"] == {"name": "warmup_linear_decay", "warmup_steps": 5, "total_steps": 30}  # as given
+    assert from_spec(config["schedule"]) == warmup_linear_decay(5, 30)
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     steps = [line for line in lines if "loss" in line]
     evals = [line for line in lines if "eval" in line]

@@ -1,4 +1,4 @@
-"""``lrtune`` command: ``lrtune schedule SPEC --steps N [--out file.png]``."""
+"""``lrtune`` command: ``lrtune schedule``, ``lrtune train``, ``lrtune workloads``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..schedules import Schedule, from_spec
+from ._train import add_train_commands
 
 __all__ = ["main"]
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--base-lr", type=float, default=1.0, help="multiply relative schedules by this LR")
     sched.add_argument("--out", type=Path, default=None, help="write a PNG plot here")
     sched.set_defaults(func=_schedule_command)
+    add_train_commands(sub)
     return parser
 
 

@@ -117,6 +117,7 @@ def train(
     out_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunRecord:
     """Train ``workload`` for ``steps`` optimizer updates and evaluate it; deterministic for a seed on CPU.
 
@@ -128,6 +129,7 @@ def train(
     (a truncated or corrupt file falls back to the previous checkpoint) and the run is bit-identical to an
     uninterrupted one; ``steps`` may then be larger than in the interrupted run. SIGINT (Ctrl-C) during a run
     that checkpoints finishes the current update, saves a checkpoint and returns with status "interrupted".
+    ``callback`` receives every line written to ``metrics.jsonl`` (e.g. to drive a progress bar).
     """
     steps = check_steps("steps", workload.step_hint if steps is None else steps, minimum=1)
     batch_size = check_steps("batch_size", batch_size, minimum=1)
@@ -141,7 +143,7 @@ def train(
     config = {
         "workload": workload.name,
         "optimizer": _describe(optimizer),
-        "schedule": schedule_obj.to_spec(),
+        "schedule": dict(schedule) if isinstance(schedule, dict) else schedule_obj.to_spec(),  # as given
         "steps": steps,
         "batch_size": batch_size,
         "seed": seed,
@@ -175,6 +177,8 @@ def train(
         log.writelines(line + "\n" for line in kept_lines)
 
     def record(line: dict[str, Any]) -> None:
+        if callback is not None:
+            callback(line)
         if log is not None:
             log.write(json.dumps(line) + "\n")
             log.flush()

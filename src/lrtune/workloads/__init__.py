@@ -4,13 +4,27 @@ from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
 from ._workload import Workload
 
+#: Built-in workloads by name (``lrtune workloads`` lists them).
+WORKLOADS: dict[str, type] = {"digits": Digits}
+
+
+def get_workload(name: str) -> Workload:
+    """A built-in workload by name."""
+    if name not in WORKLOADS:
+        raise ValueError(f"workload {name!r} is not one of {sorted(WORKLOADS)}")
+    workload: Workload = WORKLOADS[name]()
+    return workload
+
+
 __all__ = [
     "DING_SEARCH_PATHS",
+    "WORKLOADS",
     "Digits",
     "DingCorpus",
     "SentencePair",
     "Workload",
     "find_ding",
+    "get_workload",
     "load_ding",
     "parse_ding",
 ]
