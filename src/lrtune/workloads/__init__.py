@@ -2,10 +2,11 @@
 
 from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
+from ._translation import Translation, bleu
 from ._workload import Workload
 
 #: Built-in workloads by name (``lrtune workloads`` lists them).
-WORKLOADS: dict[str, type] = {"digits": Digits}
+WORKLOADS: dict[str, type] = {"translation-de-en": Translation, "digits": Digits}
 
 
 def get_workload(name: str) -> Workload:
@@ -22,7 +23,9 @@ __all__ = [
     "Digits",
     "DingCorpus",
     "SentencePair",
+    "Translation",
     "Workload",
+    "bleu",
     "find_ding",
     "get_workload",
     "load_ding",

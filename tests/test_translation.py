@@ -1,0 +1,70 @@
+"""translation-de-en on a real slice of the Ding corpus: it trains, evaluates and scores BLEU correctly."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+import lrtune
+from lrtune.workloads import Translation, Workload, bleu, get_workload
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Translation:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LRTUNE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return Translation(vocab_size=1000, max_train_pairs=2000, max_eval_pairs=24, dropout=0.0)
+
+
+def test_is_a_registered_workload(small: Translation) -> None:
+    assert isinstance(small, Workload)
+    assert small.name == "translation-de-en" and small.metric == "bleu"
+    src, tgt = next(small.train_batches(512, seed=0))
+    assert src.dtype == tgt.dtype == torch.long
+    assert int((tgt != 0).sum()) <= 512 + tgt.shape[0]  # about batch_size target tokens
+    with pytest.raises(ValueError, match="'imagenet'"):
+        get_workload("imagenet")
+
+
+def test_post_ln_by_default_and_pre_ln_option(small: Translation) -> None:
+    post = small.build_model(0)
+    assert not post.transformer.encoder.layers[0].norm_first
+    pre = Translation(vocab_size=1000, max_train_pairs=2000, max_eval_pairs=24, pre_ln=True).build_model(0)
+    assert pre.transformer.encoder.layers[0].norm_first
+
+
+def test_loss_decreases_and_metrics_are_finite(small: Translation) -> None:
+    record = lrtune.train(
+        small,
+        optimizer={"name": "adam", "lr": 2e-3, "betas": (0.9, 0.98)},
+        schedule={"name": "warmup_linear_decay", "warmup_steps": 5, "total_steps": 40},
+        steps=40,
+        batch_size=512,
+        eval_every=40,
+    )
+    assert record.status == "completed"
+    before = small.evaluate(small.build_model(0))
+    after = record.final_metrics
+    assert after["valid_loss"] < before["valid_loss"] - 1.0
+    assert all(torch.isfinite(torch.tensor(v)) for v in after.values())
+    assert 0.0 <= after["bleu"] <= 100.0
+
+
+def test_bleu_wiring(small: Translation) -> None:
+    refs = small._refs["test"]
+    assert bleu(refs, refs) == pytest.approx(100.0)
+    shuffled = refs[:]
+    random.Random(0).shuffle(shuffled)
+    assert bleu(shuffled, refs) < 5.0
+
+
+def test_translate_returns_one_string_per_sentence(small: Translation) -> None:
+    hyps = small.translate(small.build_model(0), "test")
+    assert len(hyps) == len(small._refs["test"]) and all(isinstance(h, str) for h in hyps)
+
+
+def test_bad_preset() -> None:
+    with pytest.raises(ValueError, match="preset"):
+        Translation(preset="huge")
