@@ -71,9 +71,11 @@ def test_train_and_rerun_from_config(tmp_path: Path) -> None:
     assert (tmp_path / "again" / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
 
 
-def test_train_bad_input_and_workloads(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_train_bad_input_and_workloads(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LRTUNE_CACHE", str(tmp_path))
     assert main(["train", "--workload", "imagenet", "--steps", "5"]) == 2
     assert "'imagenet' is not one of" in capsys.readouterr().out
     assert main(["train", "--lr", "-1", "--steps", "5"]) == 2
     assert main(["workloads"]) == 0
-    assert "digits" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "digits" in listing and "translation-de-en" in listing
