@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import time
 from collections.abc import Iterator
@@ -94,10 +93,21 @@ def _is_sentence(text: str) -> bool:
     return text.endswith(_SENTENCE_END) and len(text.split()) >= 3
 
 
+def _split_of(entry: int, seed: int, valid_fraction: float, test_fraction: float) -> str:
+    """The split of a dictionary entry: a seeded hash of its line number, so it does not depend on which
+    pairs a filter keeps (sentences and phrases of one entry always land in the same split)."""
+    digest = hashlib.blake2b(f"{seed}:{entry}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2.0**64
+    if u < test_fraction:
+        return "test"
+    return "valid" if u < test_fraction + valid_fraction else "train"
+
+
 @dataclass(frozen=True)
 class DingCorpus:
     """Deduplicated pairs split by entry. ``sentences_only`` keeps full sentences (both sides end in . ! ?
-    and have at least 3 words), the usual setting for translation."""
+    and have at least 3 words), the usual setting for translation; otherwise pairs with at least
+    ``min_words`` words on both sides (phrases and sentences)."""
 
     train: list[SentencePair]
     valid: list[SentencePair]
@@ -122,6 +132,7 @@ def load_ding(
     path: str | os.PathLike[str] | None = None,
     *,
     sentences_only: bool = True,
+    min_words: int = 3,
     valid_fraction: float = 0.05,
     test_fraction: float = 0.05,
     seed: int = 0,
@@ -129,15 +140,24 @@ def load_ding(
 ) -> DingCorpus:
     """Parse (or read from the cache) the dictionary, deduplicate, and split by entry.
 
-    Entries are assigned to test, valid, then train by a seeded shuffle of entry numbers; a pair seen in
-    several entries is kept at its first occurrence. The parsed corpus is cached (JSON, keyed by the file's
+    Each entry goes to test, valid or train by a seeded hash of its line number (about ``test_fraction`` and
+    ``valid_fraction`` of the entries), so the split of an entry is the same whatever the filter; a pair seen
+    in several entries is kept at its first occurrence. The parsed corpus is cached (JSON, keyed by the file's
     path, size and mtime and these options) under ``$LRTUNE_CACHE`` (default ``~/.cache/lrtune``).
     """
     for name, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if not 0 <= value < 0.5:
             raise ValueError(f"{name} must be in [0, 0.5), got {value!r}")
+    if min_words < 1:
+        raise ValueError(f"min_words must be >= 1, got {min_words!r}")
     source = find_ding(path)
-    options = {"sentences_only": sentences_only, "valid": valid_fraction, "test": test_fraction, "seed": seed}
+    options = {
+        "sentences_only": sentences_only,
+        "min_words": min_words,
+        "valid": valid_fraction,
+        "test": test_fraction,
+        "seed": seed,
+    }
     cache_file = _cache_dir() / f"ding-{_fingerprint(source, **options)}.json"
     if cache and cache_file.is_file():
         try:
@@ -153,17 +173,18 @@ def load_ding(
     for pair in parse_ding(source):
         if sentences_only and not (_is_sentence(pair.de) and _is_sentence(pair.en)):
             continue
+        if min(len(pair.de.split()), len(pair.en.split())) < min_words:
+            continue
         if (pair.de, pair.en) not in seen:
             seen.add((pair.de, pair.en))
             pairs.append(pair)
-    entries = sorted({p.entry for p in pairs})
-    random.Random(seed).shuffle(entries)
-    n_test, n_valid = round(test_fraction * len(entries)), round(valid_fraction * len(entries))
-    split_of = {e: "test" for e in entries[:n_test]}
-    split_of.update({e: "valid" for e in entries[n_test : n_test + n_valid]})
     out: dict[str, list[SentencePair]] = {"train": [], "valid": [], "test": []}
     for p in pairs:
-        out[split_of.get(p.entry, "train")].append(p)
+        out[_split_of(p.entry, seed, valid_fraction, test_fraction)].append(p)
+    # the same German or English text under two entries would leak across the split: held out only if unseen
+    seen_de, seen_en = {p.de for p in out["train"]}, {p.en for p in out["train"]}
+    for split in ("valid", "test"):
+        out[split] = [p for p in out[split] if p.de not in seen_de and p.en not in seen_en]
     corpus = DingCorpus(**out, source=str(source))
     logger.info("parsed %d pairs from %s in %.1f s", len(pairs), source, time.perf_counter() - start)
     if cache:
