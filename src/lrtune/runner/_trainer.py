@@ -21,6 +21,7 @@ from .._validate import check_positive, check_steps
 from ..schedules import LRScheduler, Schedule, constant, from_spec
 from ..workloads import Workload
 from ._checkpoint import latest_checkpoint, save_checkpoint
+from ._distributed import Distributed, move_to
 
 __all__ = ["OPTIMIZERS", "RunRecord", "build_optimizer", "train"]
 
@@ -118,6 +119,7 @@ def train(
     checkpoint_every: int | None = None,
     resume: bool = False,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    device: str | torch.device | None = None,
 ) -> RunRecord:
     """Train ``workload`` for ``steps`` optimizer updates and evaluate it; deterministic for a seed on CPU.
 
@@ -130,6 +132,11 @@ def train(
     uninterrupted one; ``steps`` may then be larger than in the interrupted run. SIGINT (Ctrl-C) during a run
     that checkpoints finishes the current update, saves a checkpoint and returns with status "interrupted".
     ``callback`` receives every line written to ``metrics.jsonl`` (e.g. to drive a progress bar).
+
+    ``device`` (default CPU) is where the model trains; batches are moved there. Under ``torchrun
+    --nproc_per_node=N`` the run is data-parallel (see :mod:`lrtune.runner._distributed`): ``batch_size`` stays
+    the global batch, each process trains on a shard, rank 0 alone evaluates, writes files and calls
+    ``callback``, and every rank returns the same record.
     """
     steps = check_steps("steps", workload.step_hint if steps is None else steps, minimum=1)
     batch_size = check_steps("batch_size", batch_size, minimum=1)
@@ -150,25 +157,55 @@ def train(
         "eval_every": eval_every,
         "max_grad_norm": max_grad_norm,
     }
-    model = workload.build_model(seed)
-    opt = build_optimizer(optimizer, model.parameters(), max_grad_norm=max_grad_norm)
+    dist = Distributed(device)
+    try:
+        return _run(
+            workload, config, optimizer, schedule_obj, dist, diverge_factor, out_dir, checkpoint_every, resume, callback
+        )
+    finally:
+        dist.close()
+
+
+def _run(
+    workload: Workload,
+    config: dict[str, Any],
+    optimizer: OptimizerSpec,
+    schedule_obj: Schedule,
+    dist: Distributed,
+    diverge_factor: float,
+    out_dir: str | os.PathLike[str] | None,
+    checkpoint_every: int | None,
+    resume: bool,
+    callback: Callable[[dict[str, Any]], None] | None,
+) -> RunRecord:
+    steps, batch_size, seed, eval_every = config["steps"], config["batch_size"], config["seed"], config["eval_every"]
+    module = workload.build_model(seed)
+    if dist.rank > 0:  # rank 0 keeps the one-process random stream (dropout); the others get their own
+        torch.manual_seed(seed + 1_000_003 * dist.rank)
+    model = dist.wrap(module)
+    opt = build_optimizer(optimizer, model.parameters(), max_grad_norm=config["max_grad_norm"])
     sched = LRScheduler(opt, schedule_obj)
     out = Path(out_dir) if out_dir is not None else None
     status, evals, first_loss, consumed = "completed", [], None, 0
     kept_lines: list[str] = []
     if resume and out is not None and (found := latest_checkpoint(out / "checkpoints")) is not None:
         path, state = found
-        model.load_state_dict(state["model"])
+        module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        rngs = state.get("rng_ranks", [state["rng"]])
+        if len(rngs) != dist.world:
+            raise ValueError(f"checkpoint {path} was written by {len(rngs)} processes, this run has {dist.world}")
+        torch.set_rng_state(rngs[dist.rank])
+        if "cuda_rng" in state and dist.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"][dist.rank], dist.device)
         evals, first_loss, consumed = state["evals"], state["first_loss"], state["consumed"]
         if (out / "metrics.jsonl").is_file():  # drop what was logged after the checkpoint
             lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
             kept_lines = [x for x in lines if x.strip() and json.loads(x)["step"] <= state["step"]]
         logger.info("resuming from %s (update %d)", path, state["step"])
     log = None
-    if out is not None:
+    if out is not None and dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / "config.json.tmp"
         tmp.write_text(json.dumps(config, indent=2))
@@ -177,7 +214,7 @@ def train(
         log.writelines(line + "\n" for line in kept_lines)
 
     def record(line: dict[str, Any]) -> None:
-        if callback is not None:
+        if callback is not None and dist.is_main:
             callback(line)
         if log is not None:
             log.write(json.dumps(line) + "\n")
@@ -193,9 +230,12 @@ def train(
         model.train()
         while sched.applied_updates < steps:
             step = sched.applied_updates + 1
-            loss = workload.loss(model, next(batches))
+            batch, scale = dist.local(workload, next(batches))
+            loss = workload.loss(model, move_to(batch, dist.device))
+            if scale != 1.0:
+                loss = loss * scale
             consumed += 1
-            value = loss.item()
+            value = dist.global_loss(loss)
             first_loss = value if first_loss is None else first_loss
             if not math.isfinite(value) or value > diverge_factor * max(first_loss, 1e-12):
                 logger.warning("run diverged at update %d (loss %s)", step, value)
@@ -222,32 +262,38 @@ def train(
                 }
             )
             if sched.applied_updates % eval_every == 0 or sched.applied_updates == steps:
-                model.eval()
-                metrics = workload.evaluate(model)
-                model.train()
+                metrics = None
+                if dist.is_main:
+                    module.eval()
+                    metrics = workload.evaluate(module)
+                    module.train()
+                metrics = dist.broadcast(metrics)
                 evals.append({"step": sched.applied_updates, **metrics})
                 record({"step": sched.applied_updates, "eval": metrics})
                 logger.info("update %d: %s", sched.applied_updates, metrics)
-            stop = interrupted.raised
+            stop = dist.any(interrupted.raised)
             if stop:
                 logger.warning("interrupted at update %d: saving a checkpoint and stopping", sched.applied_updates)
                 status = "interrupted"
             due = checkpoint_every is not None and sched.applied_updates % checkpoint_every == 0
             if out is not None and (due or stop):
-                save_checkpoint(
-                    out / "checkpoints",
-                    sched.applied_updates,
-                    {
-                        "step": sched.applied_updates,
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "rng": torch.get_rng_state(),
-                        "evals": evals,
-                        "first_loss": first_loss,
-                        "consumed": consumed,
-                    },
-                )
+                rngs = dist.gather(torch.get_rng_state())
+                state = {
+                    "step": sched.applied_updates,
+                    "model": module.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": rngs[0],
+                    "rng_ranks": rngs,
+                    "evals": evals,
+                    "first_loss": first_loss,
+                    "consumed": consumed,
+                }
+                if dist.device.type == "cuda":
+                    state["cuda_rng"] = dist.gather(torch.cuda.get_rng_state(dist.device))
+                if dist.is_main:
+                    save_checkpoint(out / "checkpoints", sched.applied_updates, state)
+                dist.barrier()  # nobody resumes from a checkpoint that is not there yet
             if stop:
                 break
     finally:

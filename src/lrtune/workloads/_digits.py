@@ -66,8 +66,9 @@ class Digits:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         out: dict[str, float] = {}
+        device = next(model.parameters()).device
         for split in ("valid", "test"):
-            x, y = self._splits[split]
+            x, y = (t.to(device) for t in self._splits[split])
             logits = model(x)
             out[f"{split}_loss"] = nn.functional.cross_entropy(logits, y).item()
             out[f"{split}_accuracy"] = (logits.argmax(1) == y).float().mean().item()

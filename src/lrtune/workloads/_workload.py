@@ -14,6 +14,10 @@ __all__ = ["Workload"]
 class Workload(Protocol):
     """What :func:`lrtune.train` needs from a task. Implement it to tune on your own model and data.
 
+    Optional, for data-parallel runs (``torchrun``): ``loss_weight(batch) -> int``, the number of terms the
+    loss averages over (e.g. target tokens; the batch's rows if absent), and ``shard(batch, rank, world)``, a
+    rank's share of a global batch (contiguous rows if absent).
+
     Attributes:
         name: a short identifier (``"digits"``).
         step_hint: a sensible number of optimizer updates for a full run.
