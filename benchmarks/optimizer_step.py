@@ -1,12 +1,13 @@
-"""Milliseconds per ``optimizer.step()`` on CPU: lrtune vs torch.optim (and torch-optimizer) vs the bandwidth bound.
+"""Milliseconds per ``optimizer.step()`` (CPU or GPU): lrtune vs torch.optim and torch-optimizer vs the bandwidth bound.
 
 What is measured: the wall time of ``optimizer.step()`` alone (no forward or backward pass) on ~23 M float32
 parameters shaped like a 6-layer, d_model = 512 Transformer (an 8000 × 512 embedding; per layer four 512 × 512
 attention projections, a 2048 × 512 and a 512 × 2048 feed-forward matrix, their biases and two LayerNorms).
 Gradients are random, set once on ``p.grad`` and reused by every step. Each row builds fresh copies of the
 parameters and gradients, runs ``--warmup`` steps (which also allocates the optimizer state), then times
-``--repeats`` single steps with ``time.perf_counter`` and reports the median. RAdam rows always warm up past
-its un-rectified first steps, so that only the steady-state (rectified) update is timed.
+``--repeats`` single steps with ``time.perf_counter`` (on a GPU: CUDA events, see ``time_case``) and reports
+the median. RAdam rows always warm up past its un-rectified first steps, so that only the steady-state
+(rectified) update is timed. ``--device cuda`` uses a ~335 M-parameter set (24 layers, d_model = 1024).
 
 The bound: a step is memory-bound, so its floor is the bytes it must move divided by the bandwidth the
 machine achieves. The bandwidth is measured in the same run as the rate of ``a.add_(b)`` on two buffers of
@@ -89,6 +90,9 @@ class Config:
 
 
 FULL = Config(vocab=8000, d_model=512, d_ff=2048, layers=6, bandwidth_elems=100_000_000, repeats=30, warmup=5)
+# On a GPU: ~335 M parameters (a 24-layer, d_model = 1024 stack with a 32k vocabulary), so that a step moves
+# ~9 GB and takes milliseconds, far above the launch latency; the probe streams 2 × 1 GB.
+CUDA = Config(vocab=32000, d_model=1024, d_ff=4096, layers=24, bandwidth_elems=256_000_000, repeats=50, warmup=5)
 # A few hundred thousand parameters: exercises every row in seconds; the timings mean little (cache-resident).
 QUICK = Config(vocab=500, d_model=64, d_ff=256, layers=2, bandwidth_elems=4_000_000, repeats=5, warmup=2)
 
@@ -127,9 +131,18 @@ class Case:
     grad_pass_bytes: int = 0
 
 
+DEVICE = torch.device("cpu")  # set by --device
+
+
+def sync() -> None:
+    """Wait for the device's queued work (a no-op on CPU), so that wall time measures the work."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def torch_default_impl() -> str:
-    """What torch.optim picks on CPU float32 parameters when neither foreach nor fused is given."""
-    fused, foreach = _default_to_fused_or_foreach([torch.zeros(1)], differentiable=False)
+    """What torch.optim picks on float32 parameters of the device when neither foreach nor fused is given."""
+    fused, foreach = _default_to_fused_or_foreach([torch.zeros(1, device=DEVICE)], differentiable=False)
     return "fused" if fused else "foreach" if foreach else "for-loop"
 
 
@@ -171,7 +184,7 @@ def cases() -> list[Case]:
         "AdamW": lambda p, **kw: lrtune.AdamW(p, lr=LR, **kw),
         "RAdam": lambda p, **kw: lrtune.RAdam(p, lr=LR, **kw),
     }
-    # lrtune's default is impl="auto" (fused on CPU) with nonfinite="raise" (one global-norm pass per step).
+    # lrtune's default is impl="auto" (fused on CPU and CUDA) with nonfinite="raise" (one global-norm pass per step).
     variants: list[tuple[str, dict[str, Any], int]] = [
         ("lrtune default (auto → fused, nonfinite=raise)", {}, 4),
         ("lrtune nonfinite=ignore (no norm pass)", {"nonfinite": "ignore"}, 0),
@@ -194,23 +207,25 @@ def cases() -> list[Case]:
 
 def measure_bandwidth(elems: int, repeats: int) -> list[float]:
     """Bytes/s of ``repeats`` streaming ``a.add_(b)`` on fresh buffers, counting 12 bytes per element."""
-    a = torch.ones(elems)
-    b = torch.ones(elems)
+    a = torch.ones(elems, device=DEVICE)
+    b = torch.ones(elems, device=DEVICE)
     a.add_(b)  # warm-up: threads started (ones() has already touched every page)
     rates = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         a.add_(b)
+        sync()
         rates.append(BANDWIDTH_BYTES_PER_ELEM * elems / (time.perf_counter() - start))
     return rates
 
 
 def make_template(cfg: Config) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Initial parameter values and the fixed gradients, shared (as copies) by every row."""
-    gen = torch.Generator().manual_seed(SEED)
+    gen = torch.Generator(DEVICE).manual_seed(SEED)
     shapes = param_shapes(cfg)
-    values = [0.02 * torch.randn(s, generator=gen) for s in shapes]
-    grads = [torch.randn(s, generator=gen) for s in shapes]
+    values = [0.02 * torch.randn(s, generator=gen, device=DEVICE) for s in shapes]
+    grads = [torch.randn(s, generator=gen, device=DEVICE) for s in shapes]
     return values, grads
 
 
@@ -236,7 +251,19 @@ def time_case(
     for _ in range(warmup):
         step()
     times = []
-    for _ in range(repeats):
+    if DEVICE.type == "cuda":
+        # CUDA events around each step, no synchronisation between steps: as in training, the host queues a
+        # step's kernels while the GPU runs the previous ones, so each sample is the step's time on the GPU
+        # (plus any gap while the GPU waited for the host, e.g. after a step that had to synchronise).
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
+        sync()
+        for start_event, end_event in events:
+            start_event.record()
+            step()
+            end_event.record()
+        sync()
+        times = [a.elapsed_time(b) / 1e3 for a, b in events]
+    for _ in range(repeats if DEVICE.type == "cpu" else 0):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
@@ -269,6 +296,7 @@ def machine() -> dict[str, Any]:
         "torch_optimizer": torch_optimizer.__version__,
         "lrtune": lrtune.__version__,
         "threads": torch.get_num_threads(),
+        "device": str(DEVICE) if DEVICE.type == "cpu" else torch.cuda.get_device_name(DEVICE),
     }
 
 
@@ -343,9 +371,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own choice)")
     parser.add_argument("--quick", action="store_true", help="small parameter set, few steps: a smoke test")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: the ~335 M-parameter GPU set")
     args = parser.parse_args()
 
-    cfg = QUICK if args.quick else FULL
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    cfg = QUICK if args.quick else CUDA if DEVICE.type == "cuda" else FULL
     repeats = cfg.repeats if args.repeats is None else args.repeats
     warmup = cfg.warmup if args.warmup is None else args.warmup
     if repeats < 1 or warmup < 0:
@@ -371,7 +402,8 @@ def main() -> None:
 
     print(
         f"machine: {info['cpu']}, {info['cores']} cores ({info['cores_available']} available), "
-        f"torch {info['torch']}, {info['threads']} threads; load average (1 min) {load_start} → {load_end}"
+        f"torch {info['torch']}, {info['threads']} threads; load average (1 min) {load_start} → {load_end}; "
+        f"device {info['device']}"
     )
     print(
         f"bandwidth: {bandwidth / 1e9:.2f} GB/s (a.add_(b) on 2 × {cfg.bandwidth_elems:,} float32, "

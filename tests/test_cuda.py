@@ -1,6 +1,8 @@
-"""On a GPU: lrtune's optimizers and schedules on CUDA parameters (skipped where no GPU is present)."""
+"""On a GPU: lrtune's optimizers, schedules and trainer on CUDA (skipped where no GPU is present)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -8,28 +10,56 @@ from helpers import CASE_IDS, CASES, Case, gradient_stream, make_params
 
 import lrtune
 from lrtune import schedules as S
+from lrtune.optim._fused import supports_fused
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+FUSED_PEERS = [c for c in CASES if c.ours.__name__ in ("Adam", "AdamW", "SGD")]
 
 
 def _cuda(params: list[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
     return [torch.nn.Parameter(p.detach().cuda()) for p in params]
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_cuda_equals_torch_on_cuda(case: Case) -> None:
-    """impl="auto" on CUDA takes the multi-tensor path; torch.optim's default there is foreach."""
-    pa = _cuda(make_params(torch.float64))
+def _run_on_cuda(
+    ours: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
+    peer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
+    dtype: torch.dtype,
+    steps: int = 200,
+) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    pa = _cuda(make_params(dtype))
     pb = [torch.nn.Parameter(p.detach().clone()) for p in pa]
-    ours, peer = case.make("auto")(pa), case.make_peer()(pb)
-    for grads in gradient_stream(make_params(torch.float64), 200):
+    opt_a, opt_b = ours(pa), peer(pb)
+    for grads in gradient_stream(make_params(dtype), steps):
         for ps in (pa, pb):
             for p, g in zip(ps, grads, strict=True):
                 p.grad = None if g is None else g.cuda()
-        ours.step()
-        peer.step()
+        opt_a.step()
+        opt_b.step()
+    return pa, pb
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_cuda_equals_torch_on_cuda(case: Case) -> None:
+    """impl="auto" (fused on CUDA for the built-ins) against torch.optim's CUDA default (foreach)."""
+    pa, pb = _run_on_cuda(case.make("auto"), case.make_peer(), torch.float64)
     for a, b in zip(pa, pb, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", FUSED_PEERS, ids=lambda c: c.name)
+def test_cuda_fused_is_bitwise_equal_to_torch_fused(case: Case, dtype: torch.dtype) -> None:
+    pa, pb = _run_on_cuda(case.make("fused"), case.make_peer(fused=True), dtype)
+    for a, b in zip(pa, pb, strict=True):
+        assert torch.equal(a, b), float((a - b).abs().max())
+
+
+def test_auto_picks_the_fused_kernels_on_cuda() -> None:
+    opt = lrtune.RAdam(_cuda(make_params(torch.float32)), lr=1e-3)
+    group = opt.param_groups[0]
+    momentum, adaptive = opt._rules(group)
+    assert supports_fused(momentum, adaptive, group["params"])
 
 
 def test_cuda_clipping_skip_and_schedule() -> None:
@@ -44,3 +74,28 @@ def test_cuda_clipping_skip_and_schedule() -> None:
     assert sched.applied_updates == 4
     assert opt.last_grad_norm is not None and opt.last_grad_norm.device.type == "cuda"
     assert torch.isfinite(p).all()
+
+
+def test_trainer_on_cuda_matches_cpu() -> None:
+    from lrtune.workloads import Digits
+
+    kwargs = {"optimizer": {"name": "radam", "lr": 3e-3}, "steps": 40, "batch_size": 64, "max_grad_norm": 1.0}
+    cpu = lrtune.train(Digits(), **kwargs)  # type: ignore[arg-type]
+    gpu = lrtune.train(Digits(), device="cuda", **kwargs)  # type: ignore[arg-type]
+    assert gpu.status == cpu.status == "completed"
+    for key, value in cpu.final_metrics.items():
+        assert gpu.final_metrics[key] == pytest.approx(value, rel=1e-3, abs=1e-3), key
+
+
+def test_translation_trains_and_translates_on_cuda(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from lrtune.workloads import Translation, find_ding
+
+    try:
+        find_ding()
+    except FileNotFoundError as e:
+        pytest.skip(str(e).splitlines()[0])
+    monkeypatch.setenv("LRTUNE_CACHE", str(tmp_path))
+    workload = Translation(vocab_size=1000, max_train_pairs=2000, max_eval_pairs=32)
+    record = lrtune.train(workload, optimizer={"name": "radam", "lr": 2e-3}, steps=30, batch_size=1024, device="cuda")
+    assert record.status == "completed"
+    assert record.final_metrics["valid_loss"] < 7.0 and 0.0 <= record.final_metrics["bleu"] <= 100.0

@@ -10,6 +10,9 @@ step *is* an Adam step with other scalars:
 
 so it runs as Adam with lr' = lr·r_t and ε' = ε/sqrt(1−β2^t) (and, for decoupled weight decay, λ' = λ/r_t so
 that lr'·λ' = lr·λ). The few un-rectified steps at the start take the generic multi-tensor path.
+
+The kernels exist for CPU and CUDA tensors. On CUDA they read the step count from a device scalar: one is
+filled per update (a launch, no host synchronisation) while the state keeps its host-side ``step``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ def supports_fused(momentum: Momentum, adaptive: Adaptive, params: Sequence[Tens
     pair_ok = (type(momentum) is EMA and type(adaptive) in (RMS, Rectified)) or (
         type(momentum) in (HeavyBall, NoMomentum) and type(adaptive) is Identity
     )
-    return pair_ok and all(p.device.type == "cpu" and p.dtype in _FUSED_DTYPES for p in params)
+    if not pair_ok or not params:
+        return False
+    device = params[0].device
+    return device.type in ("cpu", "cuda") and all(p.device == device and p.dtype in _FUSED_DTYPES for p in params)
 
 
 def fused_step(
@@ -94,13 +100,17 @@ def fused_step(
         if decoupled_weight_decay:
             weight_decay = weight_decay / r
     kernel = torch._fused_adamw_ if decoupled_weight_decay else torch._fused_adam_
+    if params[0].device.type == "cpu":
+        steps = [s["step"] for s in states]
+    else:  # the kernel reads the step on the device; the state's step count stays a host scalar, as in torch
+        steps = [torch.full((), step, dtype=torch.float32, device=params[0].device)] * len(params)
     kernel(
         params,
         grads,
         [s["exp_avg"] for s in states],
         [s["exp_avg_sq"] for s in states],
         [],
-        [s["step"] for s in states],
+        steps,
         lr=lr,
         beta1=momentum.beta1,
         beta2=adaptive.beta2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
@@ -219,10 +220,16 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
         if not all_grads:
             return loss
 
+        # Host bookkeeping first: on a GPU the non-finite check below waits for the device, and what is
+        # left after it should be little more than queueing the kernels.
+        created: list[Tensor] = []
+        plans = [self._plan(index, group, params, grads, created) for index, group, params, grads in work if params]
         if self.max_grad_norm is not None or self.nonfinite != "ignore":
             norm = _global_norm(all_grads)
             self._last_grad_norm = norm
             if self.nonfinite != "ignore" and not bool(torch.isfinite(norm)):
+                for p in created:  # a skipped step leaves no trace, not even fresh state
+                    del self.state[p]
                 if self.nonfinite == "raise":
                     raise FloatingPointError(
                         f"non-finite gradient (global norm {norm.item()}); pass nonfinite='skip' to skip such steps"
@@ -232,17 +239,23 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
                 return loss
             if self.max_grad_norm is not None:
                 coef = torch.clamp(self.max_grad_norm / (norm + CLIP_EPS), max=1.0)
+                by_device: dict[torch.device, list[Tensor]] = {}
                 for g in all_grads:
-                    g.mul_(coef.to(g.device))
+                    by_device.setdefault(g.device, []).append(g)
+                for device, grads in by_device.items():  # one multi-tensor launch per device, as clip_grad_norm_
+                    torch._foreach_mul_(grads, coef.to(device))
 
         self.last_step_info = [{} for _ in self.param_groups]
-        for index, group, params, grads in work:
-            if params:
-                self._group_step(index, group, params, grads)
+        for plan in plans:
+            self._group_step(plan)
         return loss
 
-    def _group_step(self, index: int, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+    def _plan(
+        self, index: int, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], created: list[Tensor]
+    ) -> _Plan:
+        """What a group's update will do: its rules, implementation, scalars and parameters bucketed by step."""
         momentum, adaptive = self._rules(group)
+        created += [p for p in params if "step" not in self.state[p]]
         states = [self._param_state(p, momentum, adaptive) for p in params]
         impl = self.impl
         if impl == "auto":
@@ -257,16 +270,28 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
         buckets: dict[float, list[int]] = {}
         for i, s in enumerate(states):
             buckets.setdefault(s["step"].item() + 1, []).append(i)
+        return _Plan(index, momentum, adaptive, impl, hyper, params, grads, states, buckets)
+
+    def _group_step(self, plan: _Plan) -> None:
+        index, momentum, adaptive, impl, hyper = plan.index, plan.momentum, plan.adaptive, plan.impl, plan.hyper
+        params, grads, states, buckets = plan.params, plan.grads, plan.states, plan.buckets
+        # CUDA's fused kernels read the step from a device scalar: queue them first, count the steps after.
+        count_after = impl == "fused" and params[0].device.type == "cuda"
         for t, idx in buckets.items():
             p_t = [params[i] for i in idx]
             g_t = [grads[i] for i in idx]
             s_t = [states[i] for i in idx]
+            if count_after and fused_step(p_t, g_t, s_t, momentum=momentum, adaptive=adaptive, step=t, **hyper):
+                torch._foreach_add_([s["step"] for s in s_t], 1)
+                continue
             torch._foreach_add_([s["step"] for s in s_t], 1)
             if impl == "reference":
                 for p, g, s in zip(p_t, g_t, s_t, strict=True):
                     reference_step(p, g, s, momentum=momentum, adaptive=adaptive, step=t, **hyper)
             elif not (
-                impl == "fused" and fused_step(p_t, g_t, s_t, momentum=momentum, adaptive=adaptive, step=t, **hyper)
+                impl == "fused"
+                and not count_after
+                and fused_step(p_t, g_t, s_t, momentum=momentum, adaptive=adaptive, step=t, **hyper)
             ):
                 for chunk in _cache_chunks(p_t):
                     _foreach_step(
@@ -295,6 +320,21 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
             for key, value in {**momentum.init_state(p), **adaptive.init_state(p)}.items():
                 state.setdefault(key, value)
         return cast(State, state)
+
+
+@dataclass
+class _Plan:
+    """One parameter group's update, prepared before the gradient check (see ``step``)."""
+
+    index: int
+    momentum: Momentum
+    adaptive: Adaptive
+    impl: str
+    hyper: dict[str, Any]
+    params: list[Tensor]
+    grads: list[Tensor]
+    states: list[State]
+    buckets: dict[float, list[int]]
 
 
 def _cache_chunks(params: Sequence[Tensor]) -> list[list[int]]:
