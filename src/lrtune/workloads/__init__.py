@@ -1,12 +1,13 @@
 """Real workloads that run offline: data + model + loss + evaluation (the :class:`Workload` protocol)."""
 
+from ._charlm import CharLM, find_shakespeare
 from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
 from ._translation import Translation, bleu
 from ._workload import Workload
 
 #: Built-in workloads by name (``lrtune workloads`` lists them).
-WORKLOADS: dict[str, type] = {"translation-de-en": Translation, "digits": Digits}
+WORKLOADS: dict[str, type] = {"translation-de-en": Translation, "digits": Digits, "charlm-shakespeare": CharLM}
 
 
 def get_workload(name: str) -> Workload:
@@ -20,6 +21,7 @@ def get_workload(name: str) -> Workload:
 __all__ = [
     "DING_SEARCH_PATHS",
     "WORKLOADS",
+    "CharLM",
     "Digits",
     "DingCorpus",
     "SentencePair",
@@ -27,6 +29,7 @@ __all__ = [
     "Workload",
     "bleu",
     "find_ding",
+    "find_shakespeare",
     "get_workload",
     "load_ding",
     "parse_ding",
