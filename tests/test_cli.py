@@ -63,9 +63,11 @@ def test_train_and_rerun_from_config(tmp_path: Path) -> None:
         "warmup_linear_decay",
     ]
     args += ["--warmup-steps", "10", "--steps", "60", "--eval-every", "30", "--out", str(run)]
+    args += ["--workload-option", "hidden=32"]
     assert main(args) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["optimizer"] == {"name": "radam", "lr": 1e-2}
+    assert config["workload_options"] == {"hidden": 32}  # what --config needs to rebuild the workload
     assert config["schedule"]["warmup_steps"] == 10 and config["schedule"]["total_steps"] == 60
     assert main(["train", "--config", str(run / "config.json"), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
@@ -76,6 +78,10 @@ def test_train_bad_input_and_workloads(capsys, monkeypatch, tmp_path: Path) -> N
     assert main(["train", "--workload", "imagenet", "--steps", "5"]) == 2
     assert "'imagenet' is not one of" in capsys.readouterr().out
     assert main(["train", "--lr", "-1", "--steps", "5"]) == 2
+    assert main(["train", "--workload-option", "depth=3", "--steps", "5"]) == 2
+    assert "has no option 'depth'" in capsys.readouterr().out
+    assert main(["train", "--workload-option", "hidden", "--steps", "5"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().out
     assert main(["workloads"]) == 0
     listing = capsys.readouterr().out
     assert "digits" in listing and "translation-de-en" in listing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,34 @@ def _schedule_spec(args: argparse.Namespace, steps: int) -> dict[str, Any]:
     )
 
 
+def _workload_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that parses as JSON (numbers, true/false, null, lists) is taken as such."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--workload-option must be KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.config is not None:
         config: dict[str, Any] = json.loads(Path(args.config).read_text())
         return config
     from ..workloads import get_workload
 
-    steps = args.steps if args.steps is not None else get_workload(args.workload).step_hint
+    options = _workload_options(args.workload_option)
+    steps = args.steps if args.steps is not None else get_workload(args.workload, **options).step_hint
     optimizer: dict[str, Any] = {"name": args.optimizer, "lr": args.lr}
     if args.weight_decay:
         optimizer["weight_decay"] = args.weight_decay
     return {
         "workload": args.workload,
+        "workload_options": options,
         "optimizer": optimizer,
         "schedule": _schedule_spec(args, steps),
         "steps": steps,
@@ -58,7 +75,7 @@ def _train_command(args: argparse.Namespace) -> int:
     console = Console()
     try:
         config = _run_config(args)
-        workload = get_workload(config.pop("workload"))
+        workload = get_workload(config.pop("workload"), **config.pop("workload_options", {}))
     except (ValueError, OSError, json.JSONDecodeError) as e:
         console.print(f"[red]lrtune train:[/red] {e}")
         return 2
@@ -67,9 +84,15 @@ def _train_command(args: argparse.Namespace) -> int:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(workload.name, total=steps, info="")
 
+        seen = {"items": 0, "start": time.perf_counter()}
+
         def show(line: dict[str, Any]) -> None:
             if "loss" in line:
-                progress.update(task, completed=line["step"], info=f"loss {line['loss']:.4f}  lr {line['lr']:.3g}")
+                unit = "tok" if "tokens" in line else "ex"
+                seen["items"] += line.get("tokens", line.get("examples", 0))
+                rate = seen["items"] / max(time.perf_counter() - seen["start"], 1e-9)
+                info = f"loss {line['loss']:.4f}  lr {line['lr']:.3g}  {rate:,.0f} {unit}/s"
+                progress.update(task, completed=line["step"], info=info)
             else:
                 progress.console.print(
                     f"update {line['step']}: " + ", ".join(f"{k} {v:.4g}" for k, v in line["eval"].items())
@@ -111,6 +134,13 @@ def _workloads_command(args: argparse.Namespace) -> int:
 def add_train_commands(sub: Any) -> None:
     train = sub.add_parser("train", help="train a workload with an optimizer and a schedule")
     train.add_argument("--workload", default="digits")
+    train.add_argument(
+        "--workload-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a workload option, repeatable (e.g. preset=small, corpus=data/iwslt14)",
+    )
     train.add_argument("--config", type=Path, help="a run config (e.g. a run's config.json); overrides the flags")
     train.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw", "radam"])
     train.add_argument("--lr", type=float, default=1e-3)

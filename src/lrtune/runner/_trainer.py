@@ -19,7 +19,7 @@ import torch
 from .. import optim
 from .._validate import check_positive, check_steps
 from ..schedules import LRScheduler, Schedule, constant, from_spec
-from ..workloads import Workload
+from ..workloads import Workload, workload_options
 from ._checkpoint import latest_checkpoint, save_checkpoint
 from ._distributed import Distributed, move_to
 
@@ -125,9 +125,10 @@ def train(
 
     The run stops early with status ``"diverged"`` when the loss is NaN/Inf, exceeds ``diverge_factor`` times
     the first loss, or the optimizer raises on a non-finite gradient. With ``out_dir``, writes
-    ``config.json`` and ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps; one per
-    evaluation). With ``checkpoint_every``, writes ``out_dir/checkpoints/step-*.pt`` atomically (model,
-    optimizer, scheduler, RNG state, data position); ``resume=True`` continues from the newest readable one
+    ``config.json`` and ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps and the
+    batch's ``tokens`` (workloads with ``loss_weight``) or ``examples``; one line per evaluation). With
+    ``checkpoint_every``, writes ``out_dir/checkpoints/step-*.pt`` atomically (model, optimizer, scheduler,
+    RNG state, data position); ``resume=True`` continues from the newest readable one
     (a truncated or corrupt file falls back to the previous checkpoint) and the run is bit-identical to an
     uninterrupted one; ``steps`` may then be larger than in the interrupted run. SIGINT (Ctrl-C) during a run
     that checkpoints finishes the current update, saves a checkpoint and returns with status "interrupted".
@@ -149,6 +150,7 @@ def train(
     schedule_obj = constant() if schedule is None else from_spec(schedule)
     config = {
         "workload": workload.name,
+        "workload_options": workload_options(workload),
         "optimizer": _describe(optimizer),
         "schedule": dict(schedule) if isinstance(schedule, dict) else schedule_obj.to_spec(),  # as given
         "steps": steps,
@@ -223,6 +225,7 @@ def _run(
     start = time.perf_counter()
     interrupted = _InterruptFlag(enabled=checkpoint_every is not None)
     batches = workload.train_batches(batch_size, seed)
+    unit = "tokens" if hasattr(workload, "loss_weight") else "examples"  # what the loss averages over
     for _ in range(consumed):  # the data position of a resumed run
         next(batches)
     try:
@@ -230,7 +233,7 @@ def _run(
         model.train()
         while sched.applied_updates < steps:
             step = sched.applied_updates + 1
-            batch, scale = dist.local(workload, next(batches))
+            batch, scale, items = dist.local(workload, next(batches))
             loss = workload.loss(model, move_to(batch, dist.device))
             if scale != 1.0:
                 loss = loss * scale
@@ -259,6 +262,7 @@ def _run(
                     "lr": lr,
                     "grad_norm": None if norm is None else norm.item(),
                     "skipped_steps": getattr(opt, "skipped_steps", 0),
+                    unit: items,
                 }
             )
             if sched.applied_updates % eval_every == 0 or sched.applied_updates == steps:

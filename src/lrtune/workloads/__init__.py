@@ -1,8 +1,12 @@
 """Real workloads that run offline: data + model + loss + evaluation (the :class:`Workload` protocol)."""
 
+import dataclasses
+from typing import Any
+
 from ._charlm import CharLM, find_shakespeare
 from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
+from ._parallel import load_parallel
 from ._translation import Translation, bleu
 from ._workload import Workload
 
@@ -10,12 +14,33 @@ from ._workload import Workload
 WORKLOADS: dict[str, type] = {"translation-de-en": Translation, "digits": Digits, "charlm-shakespeare": CharLM}
 
 
-def get_workload(name: str) -> Workload:
-    """A built-in workload by name."""
+def get_workload(name: str, **options: Any) -> Workload:
+    """A built-in workload by name, with options (``get_workload("translation-de-en", preset="small")``)."""
     if name not in WORKLOADS:
         raise ValueError(f"workload {name!r} is not one of {sorted(WORKLOADS)}")
-    workload: Workload = WORKLOADS[name]()
+    cls = WORKLOADS[name]
+    known = {f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_") and f.name != "name"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"workload {name!r} has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}")
+    workload: Workload = cls(**options)
     return workload
+
+
+def workload_options(workload: Workload) -> dict[str, Any]:
+    """The options of a built-in (dataclass) workload that differ from their defaults: with its name, what
+    :func:`get_workload` needs to build it again (run configs record them)."""
+    if not dataclasses.is_dataclass(workload):
+        return {}
+    out = {}
+    for f in dataclasses.fields(workload):
+        if not f.init or f.name.startswith("_") or f.name == "name":
+            continue
+        value = getattr(workload, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if value != default:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 __all__ = [
@@ -32,5 +57,7 @@ __all__ = [
     "find_shakespeare",
     "get_workload",
     "load_ding",
+    "load_parallel",
     "parse_ding",
+    "workload_options",
 ]

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ._ding import SentencePair, _cache_dir, load_ding
+from ._parallel import load_parallel
 
 __all__ = ["PRESETS", "Translation", "TranslationModel", "bleu"]
 
@@ -156,6 +157,10 @@ class Translation:
 
     Valid and test are full sentences. ``train_phrases`` adds the dictionary's phrases of at least three words
     on both sides (from the training entries only) to the training sentences, ~3.7× the pairs.
+
+    ``corpus`` replaces the dictionary by a parallel corpus of your own (e.g. IWSLT'14 De-En prepared as
+    ``train.de``/``train.en``/``valid.*``/``test.*``, or TSV; see :func:`load_parallel`), in the languages
+    ``source_lang`` → ``target_lang``.
     """
 
     preset: str = "tiny"
@@ -168,6 +173,9 @@ class Translation:
     max_train_pairs: int | None = None
     max_eval_pairs: int = 500
     data_path: str | None = None
+    corpus: str | None = None
+    source_lang: str = "de"
+    target_lang: str = "en"
     name: str = "translation-de-en"
     step_hint: int = 3000
     metric: str = "bleu"
@@ -180,11 +188,19 @@ class Translation:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.vocab_size < 100:
             raise ValueError(f"vocab_size must be >= 100, got {self.vocab_size!r}")
-        corpus = load_ding(self.data_path)
-        train = (load_ding(self.data_path, sentences_only=False) if self.train_phrases else corpus).train
+        if self.corpus is not None:
+            if self.train_phrases or self.data_path is not None:
+                raise ValueError("train_phrases and data_path apply to the Ding dictionary, not to corpus=...")
+            corpus = load_parallel(self.corpus, src=self.source_lang, tgt=self.target_lang)
+            train = corpus.train
+        else:
+            corpus = load_ding(self.data_path)
+            train = (load_ding(self.data_path, sentences_only=False) if self.train_phrases else corpus).train
         train = train[: self.max_train_pairs]
-        key = f"{corpus.source}|{len(train)}|{self.train_phrases}|{self.vocab_size}"
-        key = hashlib.sha256(key.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{self.vocab_size}".encode())
+        for p in train:  # the tokenizer cache is keyed by the very text it is trained on
+            digest.update(f"{p.de}\t{p.en}\n".encode())
+        key = digest.hexdigest()[:16]
         self.tokenizer = _train_tokenizer(train, self.vocab_size, _cache_dir() / f"bpe-de-en-{key}.json")
         for split, pairs in (("train", train), ("valid", corpus.valid), ("test", corpus.test)):
             if split != "train":
