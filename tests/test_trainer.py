@@ -79,6 +79,7 @@ def test_records_written(digits: Digits, tmp_path: Path) -> None:
     assert [e["step"] for e in evals] == [10, 20, 30]
     assert steps[0]["lr"] == pytest.approx(0.1 / 5)  # the first update uses f(1) of the warm-up
     assert all(s["grad_norm"] is not None and s["grad_norm"] >= 0 for s in steps)
+    assert all(s["examples"] == 64 for s in steps)  # the batch's loss terms, for throughput
 
 
 def test_divergence_is_recorded_not_raised(digits: Digits) -> None:

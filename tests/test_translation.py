@@ -52,6 +52,26 @@ def test_loss_decreases_and_metrics_are_finite(small: Translation) -> None:
     assert 0.0 <= after["bleu"] <= 100.0
 
 
+def test_records_tokens_per_update(small: Translation) -> None:
+    lines: list[dict] = []
+    lrtune.train(small, optimizer={"name": "adam", "lr": 1e-3}, steps=3, batch_size=512, callback=lines.append)
+    batches = small.train_batches(512, seed=0)
+    expected = [int((next(batches)[1][:, 1:] != 0).sum()) for _ in range(3)]
+    assert [x["tokens"] for x in lines if "loss" in x] == expected
+
+
+def test_shared_embeddings_and_phrases(small: Translation) -> None:
+    model = small.build_model(0)
+    assert model.src_embed.weight is model.tgt_embed.weight is model.out.weight
+    separate = Translation(vocab_size=1000, max_train_pairs=2000, max_eval_pairs=24, share_embeddings=False)
+    other = separate.build_model(0)
+    assert other.src_embed.weight is not other.tgt_embed.weight and other.tgt_embed.weight is other.out.weight
+    phrases = Translation(vocab_size=1000, max_train_pairs=50_000, max_eval_pairs=24, train_phrases=True)
+    assert len(phrases._data["train"]) > 2 * len(small._data["train"])
+    assert phrases._refs["test"] == small._refs["test"]  # the same held-out sentences
+    assert not set(phrases._refs["train"]) & set(phrases._refs["test"])  # no held-out text seen in training
+
+
 def test_bleu_wiring(small: Translation) -> None:
     refs = small._refs["test"]
     assert bleu(refs, refs) == pytest.approx(100.0)

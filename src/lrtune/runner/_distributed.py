@@ -99,16 +99,17 @@ class Distributed:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-    def local(self, workload: Any, batch: Any) -> tuple[Any, float]:
-        """This rank's shard of a global batch and the factor on its mean loss (1 with one process)."""
-        if not self.active:
-            return batch, 1.0
-        shard = getattr(workload, "shard", shard_batch)(batch, self.rank, self.world)
+    def local(self, workload: Any, batch: Any) -> tuple[Any, float, int]:
+        """This rank's shard of a global batch, the factor on its mean loss (1 with one process) and the
+        global batch's number of loss terms (``workload.loss_weight``, else rows)."""
         weight = getattr(workload, "loss_weight", _rows)
-        total, mine = float(weight(batch)), float(weight(shard))
+        total = int(weight(batch))
+        if not self.active:
+            return batch, 1.0, total
+        shard = getattr(workload, "shard", shard_batch)(batch, self.rank, self.world)
         if total <= 0:
             raise ValueError("a global batch has no loss terms")
-        return shard, self.world * mine / total
+        return shard, self.world * float(weight(shard)) / total, total
 
     def global_loss(self, scaled_loss: torch.Tensor) -> float:
         """The global batch's mean loss from every rank's shard loss times its factor from :meth:`local`."""
