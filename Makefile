@@ -38,9 +38,10 @@ test: $(STAMP) data
 demo: $(STAMP)
 	$(PY) examples/compare_optimizers.py
 
-bench: $(STAMP)
+bench: $(STAMP) data
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/schedule_step.py
+	$(PY) benchmarks/trainer_throughput.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

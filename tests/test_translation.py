@@ -88,3 +88,12 @@ def test_translate_returns_one_string_per_sentence(small: Translation) -> None:
 def test_bad_preset() -> None:
     with pytest.raises(ValueError, match="preset"):
         Translation(preset="huge")
+
+
+def test_translate_a_prefix_and_bad_arguments(small: Translation) -> None:
+    model = small.build_model(0)
+    assert len(small.translate(model, "train", limit=5)) == 5 == len(small.references("train", limit=5))
+    with pytest.raises(ValueError, match="split must be one of"):
+        small.translate(model, "dev")
+    with pytest.raises(TypeError, match="TranslationModel"):
+        small.translate(torch.nn.Linear(2, 2))

@@ -165,7 +165,7 @@ class Translation:
 
     preset: str = "tiny"
     pre_ln: bool = False
-    vocab_size: int = 8000
+    vocab_size: int = 4000
     dropout: float = 0.1
     train_phrases: bool = False
     share_embeddings: bool = True
@@ -229,9 +229,11 @@ class Translation:
             tgt[i, : len(t)] = torch.tensor(t)
         return src, tgt
 
-    def _token_batches(self, split: str, max_tokens: int, rng: random.Random | None) -> list[list[int]]:
+    def _token_batches(
+        self, split: str | list[tuple[list[int], list[int]]], max_tokens: int, rng: random.Random | None
+    ) -> list[list[int]]:
         """Indices grouped into batches of at most ``max_tokens`` padded target tokens (similar lengths)."""
-        data = self._data[split]
+        data = self._data[split] if isinstance(split, str) else split
         order = sorted(range(len(data)), key=lambda i: (len(data[i][1]), rng.random() if rng else i))
         batches: list[list[int]] = []
         current: list[int] = []
@@ -271,19 +273,30 @@ class Translation:
             logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD, label_smoothing=self.label_smoothing
         )
 
-    def translate(self, model: nn.Module, split: str = "test", max_tokens: int = 4000) -> list[str]:
-        """Greedy translations of a split, in order."""
-        assert isinstance(model, TranslationModel)
-        data = self._data[split]
+    def translate(
+        self, model: nn.Module, split: str = "test", max_tokens: int = 4000, limit: int | None = None
+    ) -> list[str]:
+        """Greedy translations of a split (its first ``limit`` sentences), in order."""
+        if not isinstance(model, TranslationModel):
+            raise TypeError(f"model must be a TranslationModel (from build_model), got {type(model).__name__}")
+        if split not in self._data:
+            raise ValueError(f"split must be one of {sorted(self._data)}, got {split!r}")
+        data = self._data[split][:limit]
         out: list[str] = [""] * len(data)
         device = next(model.parameters()).device
-        for idx in self._token_batches(split, max_tokens, None):
+        for idx in self._token_batches(data, max_tokens, None):
             src = self._collate([data[i] for i in idx])[0].to(device)
             ids = model.greedy(src, max_len=int(src.shape[1] * 1.5) + 10)
             for i, row in zip(idx, ids.tolist(), strict=True):
                 row = row[: row.index(EOS)] if EOS in row else row
                 out[i] = self.tokenizer.decode([t for t in row if t > UNK or t == UNK])
         return out
+
+    def references(self, split: str = "test", limit: int | None = None) -> list[str]:
+        """The target sentences of a split (its first ``limit``), as BLEU's references."""
+        if split not in self._refs:
+            raise ValueError(f"split must be one of {sorted(self._refs)}, got {split!r}")
+        return self._refs[split][:limit]
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
