@@ -49,16 +49,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--batch-tokens", type=int, default=2000)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: what the data supports with more compute")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as cache:
         os.environ["LRTUNE_CACHE"] = cache
         start = time.perf_counter()
-        Translation(max_eval_pairs=1000)
+        Translation(preset=args.preset, max_eval_pairs=1000)
         cold = time.perf_counter() - start
         start = time.perf_counter()
-        workload = Translation(max_eval_pairs=1000)
+        workload = Translation(preset=args.preset, max_eval_pairs=1000)
         cached = time.perf_counter() - start
         print(f"data preparation: {cold:.1f} s cold (parse + BPE), {cached:.2f} s cached", flush=True)
         stats = corpus_statistics()
@@ -76,17 +78,19 @@ def main() -> None:
             callback=lambda line: print(json.dumps(line), flush=True) if "eval" in line else None,
             out_dir=run_dir,
             checkpoint_every=args.steps,
+            device=args.device,
         )
         seconds = time.perf_counter() - start
         # how well the model fits sentences it trained on (the final checkpoint's weights)
         (checkpoint,) = sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
-        model = workload.build_model(0)
+        model = workload.build_model(0).to(args.device)
         model.load_state_dict(torch.load(os.path.join(run_dir, "checkpoints", checkpoint), weights_only=True)["model"])
         model.eval()
         n = len(workload.references("test"))
         train_bleu = bleu(workload.translate(model, "train", limit=n), workload.references("train", limit=n))
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name()}" if args.device != "cpu" else ""),
         "preset": workload.preset,
         "vocab": workload.vocab,
         "parameters": sum(p.numel() for p in workload.build_model(0).parameters()),
