@@ -18,6 +18,7 @@ import torch
 
 from .. import optim
 from .._validate import check_positive, check_steps
+from ..diagnostics import Diagnostics
 from ..schedules import LRScheduler, Schedule, constant, from_spec
 from ..workloads import Workload, workload_options
 from ._checkpoint import latest_checkpoint, save_checkpoint
@@ -49,6 +50,7 @@ class RunRecord:
     evals: list[dict[str, Any]]
     seconds: float
     skipped_steps: int = 0
+    diagnostics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def diverged(self) -> bool:
@@ -120,6 +122,7 @@ def train(
     resume: bool = False,
     callback: Callable[[dict[str, Any]], None] | None = None,
     device: str | torch.device | None = None,
+    diagnostics: bool | dict[str, Any] = False,
 ) -> RunRecord:
     """Train ``workload`` for ``steps`` optimizer updates and evaluate it; deterministic for a seed on CPU.
 
@@ -133,6 +136,9 @@ def train(
     uninterrupted one; ``steps`` may then be larger than in the interrupted run. SIGINT (Ctrl-C) during a run
     that checkpoints finishes the current update, saves a checkpoint and returns with status "interrupted".
     ``callback`` receives every line written to ``metrics.jsonl`` (e.g. to drive a progress bar).
+
+    ``diagnostics=True`` (or a dict of :class:`lrtune.diagnostics.Diagnostics` options) records gradient
+    histograms, adaptive-LR statistics and update ratios into ``out_dir/diagnostics.jsonl`` (off by default).
 
     ``device`` (default CPU) is where the model trains; batches are moved there. Under ``torchrun
     --nproc_per_node=N`` the run is data-parallel (see :mod:`lrtune.runner._distributed`): ``batch_size`` stays
@@ -162,7 +168,17 @@ def train(
     dist = Distributed(device)
     try:
         return _run(
-            workload, config, optimizer, schedule_obj, dist, diverge_factor, out_dir, checkpoint_every, resume, callback
+            workload,
+            config,
+            optimizer,
+            schedule_obj,
+            dist,
+            diverge_factor,
+            out_dir,
+            checkpoint_every,
+            resume,
+            callback,
+            diagnostics,
         )
     finally:
         dist.close()
@@ -179,6 +195,7 @@ def _run(
     checkpoint_every: int | None,
     resume: bool,
     callback: Callable[[dict[str, Any]], None] | None,
+    diagnostics: bool | dict[str, Any],
 ) -> RunRecord:
     steps, batch_size, seed, eval_every = config["steps"], config["batch_size"], config["seed"], config["eval_every"]
     module = workload.build_model(seed)
@@ -222,6 +239,19 @@ def _run(
             log.write(json.dumps(line) + "\n")
             log.flush()
 
+    recorder = None
+    if diagnostics and dist.is_main:  # off by default: no hook, no cost
+        options = diagnostics if isinstance(diagnostics, dict) else {}
+        diag_path = out / "diagnostics.jsonl" if out is not None else None
+        if diag_path is not None and diag_path.is_file():  # a resumed run: drop what was recorded after the checkpoint
+            kept = [
+                x
+                for x in diag_path.read_text(encoding="utf-8").splitlines()
+                if json.loads(x)["step"] <= sched.applied_updates
+            ]
+            diag_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        recorder = Diagnostics(opt, module, path=diag_path, **options)
+        recorder.step = sched.applied_updates
     start = time.perf_counter()
     interrupted = _InterruptFlag(enabled=checkpoint_every is not None)
     batches = workload.train_batches(batch_size, seed)
@@ -302,6 +332,8 @@ def _run(
                 break
     finally:
         interrupted.restore()
+        if recorder is not None:
+            recorder.close()
         if log is not None:
             log.close()
     return RunRecord(
@@ -312,4 +344,5 @@ def _run(
         evals=evals,
         seconds=time.perf_counter() - start,
         skipped_steps=getattr(opt, "skipped_steps", 0),
+        diagnostics=recorder.records if recorder is not None else [],
     )
