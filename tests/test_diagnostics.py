@@ -102,10 +102,11 @@ def test_adaptive_rate_statistics_equal_a_direct_computation(make) -> None:  # t
         rates.append((1 / ((s["exp_avg_sq"].double() / (1 - beta2 ** float(s["step"]))).sqrt() + eps)).flatten())
     direct = torch.cat(rates)
     stats = diag.records[-1]["adaptive_lr"]["all"]
-    assert stats["mean"] == pytest.approx(float(direct.mean()), rel=1e-12)
-    assert stats["var"] == pytest.approx(float(direct.var(unbiased=False)), rel=1e-10)
+    # the recorder computes the rates in the state's precision (float32) and accumulates in float64
+    assert stats["mean"] == pytest.approx(float(direct.mean()), rel=1e-6)
+    assert stats["var"] == pytest.approx(float(direct.var(unbiased=False)), rel=1e-5)
     assert stats["q50"] == pytest.approx(float(direct.median()), rel=1e-6)
-    assert stats["max"] == pytest.approx(float(direct.max()), rel=1e-12)
+    assert stats["max"] == pytest.approx(float(direct.max()), rel=1e-6)
 
 
 @pytest.mark.parametrize("cls", [torch.optim.RAdam, lrtune.RAdam])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -188,3 +189,19 @@ def test_sigint_saves_and_stops_then_resumes_identically(digits: Digits, tmp_pat
     assert resumed.status == "completed"
     assert resumed.evals == full.evals
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_config_records_plain_workload_options_only(digits: Digits, tmp_path: Path) -> None:
+    @dataclasses.dataclass
+    class Wrapped(Digits):
+        model_factory: object = None  # not data: left out of config.json
+        note: str = "x"
+
+    record = lrtune.train(
+        Wrapped(hidden=16, model_factory=object(), note="y"),
+        optimizer={"name": "sgd", "lr": 0.1},
+        steps=2,
+        out_dir=tmp_path,
+    )
+    assert record.config["workload_options"] == {"hidden": 16, "note": "y"}
+    assert json.loads((tmp_path / "config.json").read_text())["workload_options"] == {"hidden": 16, "note": "y"}

@@ -7,7 +7,8 @@
   parameter kind (embedding, attention, ffn, norm, other; kinds come from the model's modules);
 * the global gradient norm before the step and after any clipping done inside it, and each group's LR;
 * for Adam-family state (``exp_avg_sq``): the element-wise adaptive rate ``l_t = 1 / (sqrt(v_t / (1 − β2^t)) + ε)``
-  — mean, variance and quantiles over the parameters, pooled and per kind;
+  — mean, variance, min, max and quantiles over the parameters (quantiles from a strided subsample of at most
+  16,384 values), pooled and per kind;
 * for RAdam (lrtune's or torch's): ρ_t, the rectification term r_t (None while un-rectified) and the step size;
 * per group, the update-to-weight ratio ‖θ_t − θ_{t−1}‖ / ‖θ_{t−1}‖, and the cosine between the momentum
   (``exp_avg`` or ``momentum_buffer``) and the gradient.
@@ -37,7 +38,9 @@ __all__ = ["KINDS", "Diagnostics", "parameter_kinds"]
 #: Parameter kinds used to split statistics (the RAdam paper's Figure 2 pools all of them).
 KINDS = ("embedding", "attention", "ffn", "norm", "other")
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
-_QUANTILE_MAX_ELEMENTS = 1 << 24  # torch.quantile's input limit; larger sets are subsampled with a fixed stride
+# Quantiles are taken over at most this many elements (a fixed-stride subsample of larger sets): a full sort of
+# a model's worth of rates would cost more than the training step; mean, variance, min and max stay exact.
+_QUANTILE_MAX_ELEMENTS = 1 << 14
 _FFN_NAMES = ("linear1", "linear2", "mlp", "ffn", "fc", "feed_forward")
 _ATTENTION_NAMES = ("attn", "attention")
 
@@ -68,13 +71,18 @@ def parameter_kinds(model: nn.Module) -> dict[int, str]:
 def _norm(tensors: list[Tensor]) -> float:
     if not tensors:
         return 0.0
-    return math.sqrt(sum(float(n) ** 2 for n in torch._foreach_norm([t.detach().double() for t in tensors])))
+    norms = torch._foreach_norm([t.detach() for t in tensors])
+    return math.sqrt(float(torch.stack([n.double().to(norms[0].device) for n in norms]).square().sum()))
 
 
 def _distribution(values: Tensor) -> dict[str, float]:
-    """Mean, variance (population) and quantiles of a 1-D tensor."""
-    v = values.double()
-    out = {"mean": float(v.mean()), "var": float(v.var(unbiased=False)), "min": float(v.min()), "max": float(v.max())}
+    """Mean, variance (population), min, max and quantiles of a 1-D tensor (quantiles of a strided subsample
+    when it holds more than 16,384 elements)."""
+    v = values
+    n = v.numel()
+    mean = float(v.sum(dtype=torch.float64)) / n
+    var = float((v - mean).square().sum(dtype=torch.float64)) / n  # two passes: no cancellation
+    out = {"mean": mean, "var": var, "min": float(v.min()), "max": float(v.max())}
     sample = v if v.numel() <= _QUANTILE_MAX_ELEMENTS else v[:: math.ceil(v.numel() / _QUANTILE_MAX_ELEMENTS)]
     qs = torch.quantile(sample, torch.tensor(QUANTILES, dtype=sample.dtype, device=sample.device))
     out.update({f"q{round(q * 100):02d}": float(x) for q, x in zip(QUANTILES, qs, strict=True)})
@@ -218,10 +226,10 @@ class Diagnostics:
                 if m is None or p.grad is None:
                     continue
                 found = True
-                m64, g64 = m.double(), p.grad.double()
-                dot += float((m64 * g64).sum())
-                mm += float((m64 * m64).sum())
-                gg += float((g64 * g64).sum())
+                g = p.grad
+                dot += float((m * g).sum(dtype=torch.float64))
+                mm += float(m.square().sum(dtype=torch.float64))
+                gg += float(g.square().sum(dtype=torch.float64))
         if not found or mm == 0 or gg == 0:
             return None
         return dot / math.sqrt(mm * gg)
@@ -240,7 +248,7 @@ class Diagnostics:
                 if v is None or step is None or float(step) < 1:
                     continue
                 bias = 1 - beta2 ** float(step)
-                rate = 1.0 / ((v.double() / bias).sqrt() + float(eps))
+                rate = 1.0 / ((v / bias).sqrt() + float(eps))
                 rates.setdefault(self.kinds.get(id(p), "other"), []).append(rate.flatten())
         if not rates:
             return {}

@@ -29,7 +29,7 @@ def get_workload(name: str, **options: Any) -> Workload:
 
 def workload_options(workload: Workload) -> dict[str, Any]:
     """The options of a built-in (dataclass) workload that differ from their defaults: with its name, what
-    :func:`get_workload` needs to build it again (run configs record them)."""
+    :func:`get_workload` needs to build it again (run configs record them). Only plain data is kept."""
     if not dataclasses.is_dataclass(workload):
         return {}
     out = {}
@@ -38,9 +38,22 @@ def workload_options(workload: Workload) -> dict[str, Any]:
             continue
         value = getattr(workload, f.name)
         default = f.default if f.default is not dataclasses.MISSING else None
-        if value != default:
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+        if isinstance(value, tuple):
+            value = list(value)
+        if _is_plain(value) and value != default:
+            out[f.name] = value
     return out
+
+
+def _is_plain(value: Any) -> bool:
+    """JSON-able data (what a run config can record); models, tensors and other objects are not."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
 
 
 __all__ = [
