@@ -170,3 +170,62 @@ def test_trainer_records_diagnostics_only_when_asked(tmp_path: Path) -> None:
     assert lines == json.loads(json.dumps(on.diagnostics))
     assert on.final_metrics == off.final_metrics  # diagnostics observe, never steer
     assert any(r["rectification"]["r"] is not None for r in on.diagnostics)
+
+
+def test_plots_render_to_non_empty_pngs(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lrtune.diagnostics import load_records, plot_adaptive_lr, plot_gradient_histograms
+    from lrtune.workloads import Digits
+
+    kwargs = {"steps": 12, "batch_size": 32, "diagnostics": True}
+    lrtune.train(Digits(), optimizer={"name": "adam", "lr": 1e-2}, out_dir=tmp_path / "adam", **kwargs)  # type: ignore[arg-type]
+    lrtune.train(Digits(), optimizer={"name": "radam", "lr": 1e-2}, out_dir=tmp_path / "radam", **kwargs)  # type: ignore[arg-type]
+    assert len(load_records(tmp_path / "adam")) == 12
+    figures = {
+        "hist.png": plot_gradient_histograms([tmp_path / "adam", tmp_path / "radam"], labels=["Adam", "RAdam"]),
+        "adaptive.png": plot_adaptive_lr([tmp_path / "adam", tmp_path / "radam"], labels=["Adam", "RAdam"]),
+    }
+    for name, fig in figures.items():
+        fig.savefig(tmp_path / name)
+        assert (tmp_path / name).stat().st_size > 5_000  # a drawn picture, not an empty canvas
+    with pytest.raises(ValueError, match="one entry per run"):
+        plot_gradient_histograms([tmp_path / "adam"], labels=["a", "b"])
+    with pytest.raises(FileNotFoundError, match="diagnostics=True"):
+        load_records(tmp_path / "nowhere")
+
+
+def test_histogram_median_and_distortion_on_known_data() -> None:
+    from lrtune.diagnostics import distortion, histogram_median
+
+    g = torch.Generator().manual_seed(0)
+    x = 10 ** (torch.rand(100_000, generator=g, dtype=torch.float64) * 4 - 6)  # log10 uniform on [-6, -2]
+    counts = abs_log_histogram([x]).tolist()
+    assert histogram_median(counts) == pytest.approx(-4.0, abs=0.02)
+    assert histogram_median([0] * LogBins().size) is None
+    records = [
+        {"step": 1, "hist": {"all": counts}},
+        {"step": 2, "hist": {"all": abs_log_histogram([x / 1e4]).tolist()}},  # four decades smaller
+    ]
+    first, second = distortion(records)
+    assert first["median_shift"] == 0.0 and first["low_mass"] == 0.0
+    assert second["median_shift"] == pytest.approx(-4.0, abs=0.02)
+    assert second["low_mass"] == pytest.approx(0.5, abs=0.01)  # log10 now uniform on [-10, -6]: half below -8
+    with pytest.raises(ValueError, match="low must be one of"):
+        distortion(records, low=-7.1)
+
+
+def test_distortion_is_computed_on_a_real_translation_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrtune.diagnostics import distortion
+    from lrtune.workloads import Translation
+
+    monkeypatch.setenv("LRTUNE_CACHE", str(tmp_path))
+    workload = Translation(vocab_size=1000, max_train_pairs=2000, max_eval_pairs=8)
+    record = lrtune.train(
+        workload, optimizer={"name": "adam", "lr": 1e-3}, steps=8, batch_size=512, diagnostics={"first": 8}
+    )
+    measures = distortion(record.diagnostics)
+    assert [m["step"] for m in measures] == list(range(1, 9))
+    assert all(m["median_shift"] is not None and math.isfinite(m["median_shift"]) for m in measures)
+    assert all(-1.0 <= m["low_mass"] <= 1.0 for m in measures)

@@ -1,6 +1,19 @@
 """See why warm-up matters: gradient histograms, adaptive-LR statistics, ρ_t and r_t, recorded by step hooks."""
 
 from ._histogram import LogBins, abs_log_histogram
+from ._measures import distortion, histogram_median
+from ._plot import load_records, plot_adaptive_lr, plot_gradient_histograms
 from ._recorder import KINDS, Diagnostics, parameter_kinds
 
-__all__ = ["KINDS", "Diagnostics", "LogBins", "abs_log_histogram", "parameter_kinds"]
+__all__ = [
+    "KINDS",
+    "Diagnostics",
+    "LogBins",
+    "abs_log_histogram",
+    "distortion",
+    "histogram_median",
+    "load_records",
+    "parameter_kinds",
+    "plot_adaptive_lr",
+    "plot_gradient_histograms",
+]
