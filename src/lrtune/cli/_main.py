@@ -95,7 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--out", type=Path, default=None, help="write a PNG plot here")
     sched.set_defaults(func=_schedule_command)
     add_train_commands(sub)
+    report = sub.add_parser("report", help="write one self-contained HTML page about one or more run directories")
+    report.add_argument("runs", nargs="+", type=Path, help="run directories (lrtune train --out ...)")
+    report.add_argument("--out", type=Path, default=Path("report.html"))
+    report.add_argument("--labels", nargs="+", default=None, help="a name per run (default: directory names)")
+    report.set_defaults(func=_report_command)
     return parser
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    import matplotlib
+    from rich.console import Console
+
+    matplotlib.use("Agg")
+    from ..diagnostics import write_report
+
+    console = Console()
+    try:
+        path = write_report(args.runs, args.out, labels=args.labels)
+    except (OSError, ValueError) as e:
+        console.print(f"[red]lrtune report:[/red] {e}")
+        return 2
+    console.print(f"wrote {path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

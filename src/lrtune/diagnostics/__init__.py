@@ -4,6 +4,7 @@ from ._histogram import LogBins, abs_log_histogram
 from ._measures import distortion, histogram_median
 from ._plot import load_records, plot_adaptive_lr, plot_gradient_histograms
 from ._recorder import KINDS, Diagnostics, parameter_kinds
+from ._report import load_run, write_report
 
 __all__ = [
     "KINDS",
@@ -13,7 +14,9 @@ __all__ = [
     "distortion",
     "histogram_median",
     "load_records",
+    "load_run",
     "parameter_kinds",
     "plot_adaptive_lr",
     "plot_gradient_histograms",
+    "write_report",
 ]

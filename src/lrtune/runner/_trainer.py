@@ -128,8 +128,9 @@ def train(
 
     The run stops early with status ``"diverged"`` when the loss is NaN/Inf, exceeds ``diverge_factor`` times
     the first loss, or the optimizer raises on a non-finite gradient. With ``out_dir``, writes
-    ``config.json`` and ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps and the
-    batch's ``tokens`` (workloads with ``loss_weight``) or ``examples``; one line per evaluation). With
+    ``config.json``, ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps and the
+    batch's ``tokens`` (workloads with ``loss_weight``) or ``examples``; one line per evaluation) and, at the
+    end, ``run.json`` (status, updates, seconds, skipped steps, evaluations). With
     ``checkpoint_every``, writes ``out_dir/checkpoints/step-*.pt`` atomically (model, optimizer, scheduler,
     RNG state, data position); ``resume=True`` continues from the newest readable one
     (a truncated or corrupt file falls back to the previous checkpoint) and the run is bit-identical to an
@@ -336,7 +337,7 @@ def _run(
             recorder.close()
         if log is not None:
             log.close()
-    return RunRecord(
+    result = RunRecord(
         config=config,
         status=status,
         steps=sched.applied_updates,
@@ -346,3 +347,9 @@ def _run(
         skipped_steps=getattr(opt, "skipped_steps", 0),
         diagnostics=recorder.records if recorder is not None else [],
     )
+    if out is not None and dist.is_main:  # the outcome, for reports (config.json says what was asked)
+        summary = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("config", "diagnostics")}
+        tmp = out / "run.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(out / "run.json")
+    return result

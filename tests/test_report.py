@@ -1,0 +1,71 @@
+"""lrtune report: a self-contained HTML page, checked as text and in a real headless browser."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import lrtune
+from lrtune.cli import main
+from lrtune.workloads import Digits
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    kwargs = {"steps": 15, "batch_size": 32, "eval_every": 5}
+    lrtune.train(Digits(), optimizer={"name": "adam", "lr": 1e-2}, out_dir=root / "adam", **kwargs)  # type: ignore[arg-type]
+    lrtune.train(Digits(), optimizer={"name": "radam", "lr": 1e-2}, out_dir=root / "radam", diagnostics=True, **kwargs)  # type: ignore[arg-type]
+    assert main(["report", str(root / "adam"), str(root / "radam"), "--out", str(root / "report.html")]) == 0
+    return root / "report.html"
+
+
+def test_report_is_self_contained_with_a_row_per_run(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    assert page.count("<tr>") == 3  # header + two runs
+    assert "completed" in page and "radam" in page and "valid_accuracy" in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    sources = re.findall(r'<img alt="([^"]*)" src="([^"]*)"', page)
+    titles = [html.unescape(t) for t, _ in sources]
+    assert "Training loss" in titles and "Gradient histograms (the RAdam paper's Figure 2)" in titles
+    assert "RAdam's rectification term r_t" in titles and "Adaptive learning rate l_t" in titles
+    for _, src in sources:
+        assert src.startswith("data:image/png;base64,")
+        data = base64.b64decode(src.split(",", 1)[1])
+        assert data.startswith(PNG) and len(data) > 2_000
+
+
+def test_bad_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    assert "not a run directory" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium (make test installs it as root)")
+def test_report_opens_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    """Load a copy with a probe appended: it titles the page with the images that decoded and any error."""
+    probe = """<script>
+    window.errors = [];
+    window.addEventListener("error", e => window.errors.push(String(e.message || e.type)), true);
+    window.addEventListener("load", () => {
+      const images = Array.from(document.images);
+      const ok = images.filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length;
+      document.title = "probe " + ok + "/" + images.length + " errors " + window.errors.length;
+    });
+    </script>"""
+    page = report.read_text(encoding="utf-8").replace("<head>", "<head>" + probe, 1)
+    copy = tmp_path / "probed.html"
+    copy.write_text(page, encoding="utf-8")
+    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]
+    done = subprocess.run([*cmd, copy.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (title,) = re.findall(r"<title>(.*?)</title>", done.stdout)
+    ok, total, errors = re.fullmatch(r"probe (\d+)/(\d+) errors (\d+)", title).groups()  # type: ignore[union-attr]
+    assert int(total) >= 6 and ok == total and errors == "0", title
