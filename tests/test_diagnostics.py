@@ -229,3 +229,55 @@ def test_distortion_is_computed_on_a_real_translation_run(tmp_path: Path, monkey
     assert [m["step"] for m in measures] == list(range(1, 9))
     assert all(m["median_shift"] is not None and math.isfinite(m["median_shift"]) for m in measures)
     assert all(-1.0 <= m["low_mass"] <= 1.0 for m in measures)
+
+
+def test_adaptive_lr_variance_shrinks_with_iid_gradients() -> None:
+    """The paper's argument in its own setting: i.i.d. gradients, Var[l_t] is huge at t = 1 and shrinks."""
+    from lrtune.diagnostics import adaptive_lr_variance
+
+    runs = []
+    for seed in (0, 1):
+        w = torch.nn.Parameter(torch.zeros(10_000))
+        opt = torch.optim.Adam([w], lr=0.0, betas=(0.9, 0.999))
+        g = torch.Generator().manual_seed(seed)
+        with Diagnostics(opt, first=50) as diag:
+            for _ in range(50):
+                w.grad = torch.randn(10_000, generator=g)
+                opt.step()
+        runs.append(diag.records)
+    estimates = adaptive_lr_variance(runs)
+    assert [e["step"] for e in estimates] == list(range(1, 51))
+    assert estimates[0]["within"] == pytest.approx(
+        (runs[0][0]["adaptive_lr"]["all"]["var"] + runs[1][0]["adaptive_lr"]["all"]["var"]) / 2
+    )
+    assert estimates[49]["within"] < estimates[0]["within"] / 100
+    assert estimates[49]["log_within"] < estimates[0]["log_within"] / 5
+    assert all(e["across"] >= 0 and math.isfinite(e["across"]) for e in estimates)
+
+
+def test_adaptive_lr_variance_with_and_without_warmup_on_real_runs() -> None:
+    from lrtune.diagnostics import adaptive_lr_variance
+    from lrtune.workloads import Digits
+
+    results = {}
+    for name, schedule in (
+        ("none", {"name": "constant"}),
+        ("warmup", {"name": "warmup_linear_decay", "warmup_steps": 10, "total_steps": 100}),
+    ):
+        runs = [
+            lrtune.train(
+                Digits(),
+                optimizer={"name": "adam", "lr": 1e-2},
+                schedule=schedule,
+                steps=15,
+                batch_size=32,
+                seed=seed,
+                diagnostics={"first": 15},
+            ).diagnostics
+            for seed in (0, 1)
+        ]
+        results[name] = adaptive_lr_variance(runs)
+    for estimates in results.values():
+        assert len(estimates) == 15 and all(e["within"] > 0 and math.isfinite(e["across"]) for e in estimates)
+    with pytest.raises(ValueError, match="at least one run"):
+        adaptive_lr_variance([])

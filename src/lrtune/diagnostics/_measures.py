@@ -11,11 +11,12 @@ for each recorded step, relative to the first one:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._histogram import DEFAULT_BINS, LogBins
 
-__all__ = ["distortion", "histogram_median"]
+__all__ = ["adaptive_lr_variance", "distortion", "histogram_median"]
 
 
 def histogram_median(counts: list[int], bins: LogBins = DEFAULT_BINS) -> float | None:
@@ -65,4 +66,37 @@ def distortion(
         median, low_share = measure(r["hist"][kind])
         shift = None if median is None or first_median is None else median - first_median
         out.append({"step": r["step"], "median_shift": shift, "low_mass": low_share - first_low})
+    return out
+
+
+def adaptive_lr_variance(runs: list[list[dict[str, Any]]], *, kind: str = "all") -> list[dict[str, float]]:
+    """Estimates of Var[l_t] per recorded step from runs that differ only in their seed (one list of records each).
+
+    For each step recorded in every run: ``within`` is the mean over runs of the variance of l_t over the
+    parameters (each parameter's rate one sample of ψ(g_1..g_t)); ``across`` is the variance over runs of the
+    mean l_t (the spread from the data order and initialisation alone, needs two runs or more); ``log_within``
+    is the same as ``within`` for log10 l_t approximated from the recorded quantiles (a scale-free view:
+    ((q99 − q01) / (2 · 2.326))², exact for a log-normal spread). The RAdam paper's argument is that ``within``
+    is large in the first updates, when v_t rests on few gradients, and shrinks as t grows.
+    """
+    if not runs or any(not r for r in runs):
+        raise ValueError("adaptive_lr_variance needs at least one run with records")
+    by_step = [{r["step"]: r["adaptive_lr"][kind] for r in run if kind in r.get("adaptive_lr", {})} for run in runs]
+    common = sorted(set.intersection(*(set(s) for s in by_step)))
+    if not common:
+        raise ValueError(f"no step has adaptive-rate statistics of kind {kind!r} in every run")
+    out = []
+    for step in common:
+        stats = [s[step] for s in by_step]
+        means = [x["mean"] for x in stats]
+        centre = sum(means) / len(means)
+        spread = [((math.log10(x["q99"]) - math.log10(x["q01"])) / (2 * 2.326)) ** 2 for x in stats]
+        out.append(
+            {
+                "step": step,
+                "within": sum(x["var"] for x in stats) / len(stats),
+                "across": sum((m - centre) ** 2 for m in means) / (len(means) - 1) if len(means) > 1 else math.nan,
+                "log_within": sum(spread) / len(spread),
+            }
+        )
     return out
