@@ -281,3 +281,25 @@ def test_adaptive_lr_variance_with_and_without_warmup_on_real_runs() -> None:
         assert len(estimates) == 15 and all(e["within"] > 0 and math.isfinite(e["across"]) for e in estimates)
     with pytest.raises(ValueError, match="at least one run"):
         adaptive_lr_variance([])
+
+
+def test_tensorboard_sink_receives_the_scalars() -> None:
+    """Any object with SummaryWriter's add_scalar works as the sink (tensorboard itself is optional)."""
+
+    class Writer:
+        def __init__(self) -> None:
+            self.scalars: list[tuple[str, float, int]] = []
+
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            self.scalars.append((tag, value, step))
+
+    model = _model()
+    opt = lrtune.RAdam(model.parameters(), lr=1e-2, betas=(0.9, 0.98))
+    writer = Writer()
+    with Diagnostics(opt, model, first=8, tensorboard=writer) as diag:
+        _train(model, opt, 8)
+    tags = {tag for tag, _, _ in writer.scalars}
+    assert {"diagnostics/grad_norm", "diagnostics/adaptive_lr/all/var", "diagnostics/rho"} <= tags
+    assert "diagnostics/r" in tags  # rectified from update 6 on with β2 = 0.98
+    norms = [(v, s) for tag, v, s in writer.scalars if tag == "diagnostics/grad_norm"]
+    assert norms == [(r["grad_norm"], r["step"]) for r in diag.records]
