@@ -100,7 +100,55 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=Path("report.html"))
     report.add_argument("--labels", nargs="+", default=None, help="a name per run (default: directory names)")
     report.set_defaults(func=_report_command)
+    find = sub.add_parser("find-lr", help="LR range test: suggested peak LRs and the curve as PNG")
+    find.add_argument("--workload", default="digits")
+    find.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw", "radam"])
+    find.add_argument("--start-lr", type=float, default=1e-7)
+    find.add_argument("--end-lr", type=float, default=10.0)
+    find.add_argument("--num-steps", type=int, default=100)
+    find.add_argument("--mode", default="exp", choices=["exp", "linear"])
+    find.add_argument("--batch-size", type=int, default=64)
+    find.add_argument("--seed", type=int, default=0)
+    find.add_argument("--out", type=Path, default=Path("lr_range_test.png"))
+    find.set_defaults(func=_find_lr_command)
     return parser
+
+
+def _find_lr_command(args: argparse.Namespace) -> int:
+    import matplotlib
+    from rich.console import Console
+
+    matplotlib.use("Agg")
+    from ..tune import lr_range_test
+    from ..workloads import get_workload
+
+    console = Console()
+    try:
+        workload = get_workload(args.workload)
+        with console.status(f"LR range test on {args.workload} ({args.num_steps} updates)"):
+            result = lr_range_test(
+                workload,
+                optimizer={"name": args.optimizer},
+                start_lr=args.start_lr,
+                end_lr=args.end_lr,
+                num_steps=args.num_steps,
+                mode=args.mode,
+                batch_size=args.batch_size,
+                seed=args.seed,
+            )
+        suggestions = result.suggestions()
+    except (ValueError, OSError) as e:
+        console.print(f"[red]lrtune find-lr:[/red] {e}")
+        return 2
+    stop = "diverged" if result.diverged else "reached end_lr"
+    console.print(f"{len(result.lrs)} updates, LR {result.lrs[0]:.3g} → {result.lrs[-1]:.3g} ({stop})")
+    for name, lr in suggestions.items():
+        console.print(f"  {name:16s} {lr:.3g}")
+    ax = result.plot()
+    ax.set_title(f"{args.workload}, {args.optimizer}")
+    ax.figure.savefig(args.out, dpi=90, bbox_inches="tight")
+    console.print(f"wrote {args.out}")
+    return 0
 
 
 def _report_command(args: argparse.Namespace) -> int:

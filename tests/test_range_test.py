@@ -1,0 +1,125 @@
+"""The LR range test: the same curve as torch-lr-finder, suggestions, restoration, bad input."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch_lr_finder import LRFinder
+
+from lrtune.tune import RangeTestResult, lr_range_test
+from lrtune.workloads import Digits
+
+
+def _setup() -> tuple[torch.nn.Module, list[tuple[torch.Tensor, torch.Tensor]]]:
+    digits = Digits()
+    model = digits.build_model(0)
+    batches = list(zip(range(60), digits.train_batches(32, seed=0), strict=False))
+    return model, [b for _, b in batches]
+
+
+def _ce(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+
+@pytest.mark.parametrize("mode", ["exp", "linear"])
+def test_same_curve_as_torch_lr_finder(mode: str) -> None:
+    model, batches = _setup()
+    theirs_model = copy.deepcopy(model)
+    ours = lr_range_test(
+        (model, _ce, batches),
+        optimizer=lambda p: torch.optim.SGD(p, lr=1.0, momentum=0.9),
+        start_lr=1e-4,
+        end_lr=10.0,
+        num_steps=60,
+        mode=mode,
+        smooth=0.05,
+        diverge_threshold=5.0,
+    )
+    finder = LRFinder(
+        theirs_model,
+        torch.optim.SGD(theirs_model.parameters(), lr=1.0, momentum=0.9),
+        torch.nn.CrossEntropyLoss(),
+        device="cpu",
+    )
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)  # the same batches, in order
+    finder.range_test(loader, start_lr=1e-4, end_lr=10.0, num_iter=60, step_mode=mode, smooth_f=0.05, diverge_th=5)
+    assert len(ours.lrs) == len(finder.history["lr"])  # the same stopping update
+    assert ours.lrs == pytest.approx(finder.history["lr"], rel=1e-12)
+    assert ours.smoothed == pytest.approx(finder.history["loss"], rel=1e-6)
+
+
+def test_workload_suggestions_and_restoration() -> None:
+    digits = Digits()
+    rng = torch.get_rng_state()
+    result = lr_range_test(digits, optimizer={"name": "adam"}, start_lr=1e-5, end_lr=10.0, num_steps=80, batch_size=64)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert result.diverged and len(result.lrs) < 80  # Adam at LR 10 blows up before the end
+    s = result.suggestions()
+    assert set(s) == {"steepest", "valley", "minimum_over_10"}
+    assert all(1e-5 <= v <= 10.0 for v in s.values())
+    best = result.lrs[min(range(len(result.smoothed)), key=result.smoothed.__getitem__)]
+    assert s["minimum_over_10"] == pytest.approx(best / 10)
+    assert result.smoothed[0] == result.losses[0]
+    assert result.smoothed[1] == pytest.approx(0.05 * result.losses[1] + 0.95 * result.losses[0])
+
+
+def test_user_model_is_untouched_and_validation_loss_recorded() -> None:
+    model, batches = _setup()
+    before = copy.deepcopy(model.state_dict())
+    x, y = batches[-1]
+    result = lr_range_test(
+        (model, _ce, batches[:20]),
+        optimizer={"name": "sgd", "momentum": 0.9},
+        num_steps=20,
+        valid_loss=lambda m: _ce(m, (x, y)).item(),
+    )
+    assert result.valid_losses is not None and len(result.valid_losses) == len(result.lrs) == 20
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert model.training
+
+
+def test_suggestions_on_a_known_curve() -> None:
+    lrs = [10 ** (-5 + i / 10) for i in range(50)]
+    losses = [3.0 - 2.0 / (1 + math.exp(-(math.log10(lr) + 3) * 4)) for lr in lrs]  # steepest at lr = 1e-3
+    result = RangeTestResult(lrs, losses, losses)
+    assert result.suggestions()["steepest"] == pytest.approx(1e-3, rel=0.3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"start_lr": 0.0}, "start_lr"),
+        ({"end_lr": 1e-8}, "end_lr"),
+        ({"num_steps": 1}, "num_steps"),
+        ({"mode": "cosine"}, "mode"),
+        ({"smooth": 1.0}, "smooth"),
+        ({"diverge_threshold": 1.0}, "diverge_threshold"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        lr_range_test(Digits(), optimizer={"name": "sgd"}, **kwargs)
+
+
+def test_plot(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = lr_range_test(Digits(), optimizer={"name": "adam"}, num_steps=40)
+    result.plot().figure.savefig(tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 5_000
+
+
+def test_find_lr_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from lrtune.cli import main
+
+    out = tmp_path / "lr.png"
+    assert main(["find-lr", "--workload", "digits", "--optimizer", "sgd", "--num-steps", "30", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "steepest" in text and "valley" in text and "minimum_over_10" in text
+    assert out.stat().st_size > 5_000
+    assert main(["find-lr", "--num-steps", "1", "--out", str(out)]) == 2
