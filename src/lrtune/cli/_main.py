@@ -111,7 +111,64 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--seed", type=int, default=0)
     find.add_argument("--out", type=Path, default=Path("lr_range_test.png"))
     find.set_defaults(func=_find_lr_command)
+    sweep = sub.add_parser("sweep", help="an Optuna sweep over a search space (JSON) of lrtune.train runs")
+    sweep.add_argument("--workload", default="digits")
+    sweep.add_argument("--space", type=Path, required=True, help="the search space, a JSON file")
+    sweep.add_argument("--trials", type=int, required=True, help="trials to add to the study")
+    sweep.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc"])
+    sweep.add_argument("--pruner", default="median", choices=["median", "asha", "hyperband", "none"])
+    sweep.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
+    sweep.add_argument("--study", default="lrtune", help="the study's name in the storage")
+    sweep.add_argument("--steps", type=int, default=None, help="updates per trial when the space has no total_steps")
+    sweep.add_argument("--batch-size", type=int, default=64, help="when the space has no batch_size")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--out", type=Path, default=Path("sweep"))
+    sweep.set_defaults(func=_sweep_command)
     return parser
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    import optuna
+    from rich.console import Console
+
+    from ..tune import run_sweep
+
+    console = Console()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with console.status(f"sweep on {args.workload}: {args.trials} trials"):
+            study = run_sweep(
+                args.workload,
+                args.space,
+                trials=args.trials,
+                out=args.out,
+                sampler=args.sampler,
+                pruner=args.pruner,
+                storage=args.storage,
+                study=args.study,
+                seed=args.seed,
+                steps=args.steps,
+                batch_size=args.batch_size,
+            )
+    except (ValueError, OSError, json.JSONDecodeError) as e:
+        console.print(f"[red]lrtune sweep:[/red] {e}")
+        return 2
+    states = [t.state.name for t in study.trials]
+    console.print(
+        f"{len(states)} trials in study {args.study!r}: "
+        + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+    )
+    finished = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
+    if finished:
+        best = min(finished, key=lambda t: t.value)
+        console.print(
+            f"best: trial {best.number}, valid loss {best.value:.4g}, {best.user_attrs['config']['recipe']}, "
+            f"lr {best.user_attrs['config']['optimizer']['lr']:.3g}; config in {args.out / 'best.json'}"
+        )
+    return 0
 
 
 def _find_lr_command(args: argparse.Namespace) -> int:

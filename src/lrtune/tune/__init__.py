@@ -1,5 +1,18 @@
-"""Tuning tools on top of the trainer: the LR range test (sweeps come next)."""
+"""Tuning tools on top of the trainer: the LR range test and Optuna sweeps over search spaces given as data."""
 
 from ._range_test import RangeTestResult, lr_range_test
+from ._space import RECIPES, Recipe, load_space, suggest
+from ._sweep import PRUNERS, SAMPLERS, run_sweep, write_results
 
-__all__ = ["RangeTestResult", "lr_range_test"]
+__all__ = [
+    "PRUNERS",
+    "RECIPES",
+    "SAMPLERS",
+    "RangeTestResult",
+    "Recipe",
+    "load_space",
+    "lr_range_test",
+    "run_sweep",
+    "suggest",
+    "write_results",
+]

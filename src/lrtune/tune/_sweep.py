@@ -1,0 +1,183 @@
+"""Sweeps with Optuna: every trial is an :func:`lrtune.train` run of a workload, sampled from a space (data).
+
+The study lives in an Optuna storage: by default ``sqlite:///OUT/lrtune.db`` (embedded, no server; one writer
+process at a time — SQLite locks the whole file, so several workers on one SQLite study contend and can fail), or
+a PostgreSQL URL that many workers on many machines share. Running the same command again continues the study.
+Each trial reports its validation loss at every evaluation, so a pruner can stop it early; a diverged run is a
+recorded value (``inf``), not a crash. After the trials, ``OUT/trials.csv`` lists every trial of the study and
+``OUT/best.json`` is the best trial's run config, which ``lrtune train --config`` runs as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ..runner import train
+from ..workloads import get_workload
+from ._space import load_space, suggest
+
+__all__ = ["PRUNERS", "SAMPLERS", "run_sweep"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random", "qmc")
+PRUNERS = ("median", "asha", "hyperband", "none")
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("sweeps need Optuna: pip install 'lrtune[tune]'") from e
+    return optuna
+
+
+def _sampler(name: str, seed: int) -> Any:
+    optuna = _optuna()
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {name!r}")
+
+
+def _pruner(name: str) -> Any:
+    optuna = _optuna()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_warmup_steps=1)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"pruner must be one of {PRUNERS}, got {name!r}")
+
+
+def run_sweep(
+    workload: str,
+    space: dict[str, Any] | str | os.PathLike[str],
+    *,
+    trials: int,
+    out: str | os.PathLike[str],
+    sampler: str = "tpe",
+    pruner: str = "median",
+    storage: str | None = None,
+    study: str = "lrtune",
+    seed: int = 0,
+    steps: int | None = None,
+    batch_size: int = 64,
+    evals_per_trial: int = 4,
+    workload_options: dict[str, Any] | None = None,
+) -> Any:
+    """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
+
+    Returns the Optuna study. ``steps`` and ``batch_size`` apply when the space does not search them.
+    """
+    if trials < 0:
+        raise ValueError(f"trials must be >= 0, got {trials!r}")
+    if evals_per_trial < 1:
+        raise ValueError(f"evals_per_trial must be >= 1, got {evals_per_trial!r}")
+    optuna = _optuna()
+    checked = load_space(space)
+    options = workload_options or {}
+    task = get_workload(workload, **options)
+    defaults = {"steps": steps if steps is not None else task.step_hint, "batch_size": batch_size}
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    url = storage or f"sqlite:///{(out_dir / 'lrtune.db').resolve()}"
+    the_study = optuna.create_study(
+        study_name=study,
+        storage=url,
+        direction="minimize",
+        sampler=_sampler(sampler, seed),
+        pruner=_pruner(pruner),
+        load_if_exists=True,
+    )
+    the_study.set_user_attr("workload", workload)
+    the_study.set_user_attr("workload_options", options)
+    the_study.set_user_attr("seed", seed)
+
+    def objective(trial: Any) -> float:
+        config = suggest(trial, checked, defaults)
+        trial.set_user_attr("config", config)
+        total = config["steps"]
+
+        def report(line: dict[str, Any]) -> None:
+            if "eval" in line:
+                trial.report(line["eval"]["valid_loss"], line["step"])
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at update {line['step']}")
+
+        record = train(
+            task,
+            optimizer=config["optimizer"],
+            schedule=config["schedule"],
+            steps=total,
+            batch_size=config["batch_size"],
+            seed=seed,
+            eval_every=max(1, total // evals_per_trial),
+            max_grad_norm=config["max_grad_norm"],
+            callback=report,
+        )
+        trial.set_user_attr("status", record.status)
+        trial.set_user_attr("final_metrics", record.final_metrics)
+        if record.status == "diverged" or "valid_loss" not in record.final_metrics:
+            return math.inf
+        return float(record.final_metrics["valid_loss"])
+
+    if trials:
+        the_study.optimize(objective, n_trials=trials, catch=())
+    write_results(the_study, out_dir)
+    return the_study
+
+
+def write_results(study: Any, out_dir: Path) -> None:
+    """``trials.csv`` (every trial: number, state, value, recipe, parameters, status) and ``best.json``."""
+    rows = []
+    for t in study.trials:
+        config = t.user_attrs.get("config", {})
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "recipe": config.get("recipe"),
+                "lr": config.get("optimizer", {}).get("lr"),
+                "warmup_steps": config.get("schedule", {}).get("warmup_steps"),
+                "total_steps": config.get("steps"),
+                "batch_size": config.get("batch_size"),
+                "max_grad_norm": config.get("max_grad_norm"),
+                "status": t.user_attrs.get("status"),
+                "params": json.dumps(t.params),
+            }
+        )
+    tmp = out_dir / "trials.csv.tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["number"])
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out_dir / "trials.csv")
+    finished = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
+    if not finished:
+        logger.warning("no finished trial with a finite value: no best.json")
+        return
+    best = min(finished, key=lambda t: t.value)
+    config = dict(best.user_attrs["config"])
+    config.pop("recipe")
+    run = {
+        "workload": study.user_attrs.get("workload"),
+        "workload_options": study.user_attrs.get("workload_options", {}),
+        **config,
+        "seed": study.user_attrs.get("seed", 0),
+        "eval_every": None,
+    }
+    (out_dir / "best.json").write_text(json.dumps(run, indent=2), encoding="utf-8")

@@ -1,0 +1,99 @@
+"""Sweeps: search spaces as validated data, Optuna trials of lrtune.train, results that lrtune train re-runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+
+from lrtune.cli import main
+from lrtune.tune import load_space, run_sweep, suggest
+
+SPACE = {
+    "optimizer": ["sgd_clip", "adam", "adam_warmup", "radam"],
+    "lr": {"min": 1e-4, "max": 1.0, "scaling": "log"},
+    "warmup_steps": {"min": 0, "max": 20, "scaling": "log1p"},
+    "batch_size": [32, 64],
+}
+
+
+def test_sweep_writes_trials_and_a_best_config_that_trains(tmp_path: Path) -> None:
+    study = run_sweep("digits", SPACE, trials=6, out=tmp_path, steps=40, sampler="random", pruner="none")
+    assert len(study.trials) == 6 and (tmp_path / "lrtune.db").is_file()
+    rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert [int(r["number"]) for r in rows] == list(range(6))
+    for row, trial in zip(rows, study.trials, strict=True):
+        config = trial.user_attrs["config"]
+        assert row["recipe"] == config["recipe"]
+        if not config["recipe"].endswith("_warmup"):
+            assert "warmup_steps_log1p" not in trial.params and config["schedule"]["warmup_steps"] == 0  # conditional
+        if config["recipe"] == "sgd_clip":
+            assert config["max_grad_norm"] == 1.0
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["workload"] == "digits" and best["steps"] == 40
+    finite = [t.value for t in study.trials if t.value is not None and math.isfinite(t.value)]
+    assert (
+        best["optimizer"]["lr"]
+        == min((t for t in study.trials if t.value in finite), key=lambda t: t.value).user_attrs["config"]["optimizer"][
+            "lr"
+        ]
+    )
+    assert main(["train", "--config", str(tmp_path / "best.json"), "--out", str(tmp_path / "rerun")]) == 0
+
+
+def test_the_same_command_continues_the_study(tmp_path: Path) -> None:
+    run_sweep("digits", SPACE, trials=3, out=tmp_path, steps=20, sampler="random", pruner="none")
+    study = run_sweep("digits", SPACE, trials=2, out=tmp_path, steps=20, sampler="random", pruner="none")
+    assert len(study.trials) == 5
+    assert len(list(csv.DictReader((tmp_path / "trials.csv").open()))) == 5
+
+
+def test_diverged_runs_are_values_and_pruning_stops_bad_trials(tmp_path: Path) -> None:
+    space = {"optimizer": ["sgd"], "lr": {"min": 1e3, "max": 1e4, "scaling": "log"}}
+    study = run_sweep("digits", space, trials=2, out=tmp_path / "a", steps=30, sampler="random", pruner="none")
+    assert all(t.value == math.inf and t.user_attrs["status"] == "diverged" for t in study.trials)
+    assert not (tmp_path / "a" / "best.json").exists()
+    space = {"optimizer": ["adam"], "lr": {"min": 1e-6, "max": 1e-1, "scaling": "log"}}
+    study = run_sweep("digits", space, trials=12, out=tmp_path / "b", steps=40, evals_per_trial=4, pruner="median")
+    states = {t.state for t in study.trials}
+    assert optuna.trial.TrialState.COMPLETE in states
+    assert optuna.trial.TrialState.PRUNED in states  # the median pruner stops the worst runs early
+
+
+def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "space.json").write_text(json.dumps({"optimizer": ["adam", "radam"], "lr": [1e-3, 1e-2]}))
+    args = ["sweep", "--workload", "digits", "--space", str(tmp_path / "space.json"), "--trials", "3"]
+    assert main([*args, "--steps", "20", "--out", str(tmp_path / "out"), "--sampler", "random"]) == 0
+    assert "best" in capsys.readouterr().out
+    assert (tmp_path / "out" / "best.json").is_file()
+    (tmp_path / "bad.json").write_text(json.dumps({"lr": [1e-3], "momentum": [0.9]}))
+    assert main(["sweep", "--space", str(tmp_path / "bad.json"), "--trials", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key 'momentum'" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("space", "pattern"),
+    [
+        ({"lr": {"min": 0.0, "max": 1.0, "scaling": "log"}}, "log scaling needs min > 0"),
+        ({"lr": {"min": 1.0, "max": 0.1}}, "min < max"),
+        ({"lr": [1e-3], "optimizer": ["lamb"]}, "unknown recipe 'lamb'"),
+        ({"lr": [1e-3], "warmup_steps": {"fraction_of_total": [0.2, 0.1]}}, "fraction_of_total"),
+        ({"lr": {"min": 1e-3, "max": 1e-1, "scaling": "cubic"}}, "scaling"),
+        ({"optimizer": ["adam"]}, "needs 'lr'"),
+        ({"lr": []}, "empty list"),
+    ],
+)
+def test_space_validation(space: dict, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        load_space(space)
+
+
+def test_fraction_of_total_warmup() -> None:
+    space = load_space({"optimizer": ["adam_warmup"], "lr": [1e-3], "warmup_steps": {"fraction_of_total": [0.1, 0.1]}})
+    trial = optuna.trial.FixedTrial({"optimizer": "adam_warmup", "lr": 1e-3, "warmup_fraction": 0.1})
+    config = suggest(trial, space, {"steps": 500, "batch_size": 64})
+    assert config["schedule"] == {"name": "warmup_linear_decay", "warmup_steps": 50, "total_steps": 500}
