@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test demo bench lint clean data browser
+.PHONY: test demo bench lint clean data browser postgres
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,16 @@ browser:
 		|| echo "could not install chromium: the browser test of lrtune report will be skipped"; \
 	else echo "chromium is not installed (installing it needs root): the browser test will be skipped"; fi
 
-test: $(STAMP) data browser
+# A PostgreSQL server (Debian's postgresql) for the test of two sweep workers sharing one study; the test starts
+# its own private server on loopback. Without root it is skipped.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+		|| echo "could not install postgresql: the multi-worker sweep test will be skipped"; \
+	else echo "postgresql is not installed (installing it needs root): the multi-worker sweep test will be skipped"; fi
+
+test: $(STAMP) data browser postgres
 	$(PY) -m pytest -q
 
 demo: $(STAMP)

@@ -97,3 +97,50 @@ def test_fraction_of_total_warmup() -> None:
     trial = optuna.trial.FixedTrial({"optimizer": "adam_warmup", "lr": 1e-3, "warmup_fraction": 0.1})
     config = suggest(trial, space, {"steps": 500, "batch_size": 64})
     assert config["schedule"] == {"name": "warmup_linear_decay", "warmup_steps": 50, "total_steps": 500}
+
+
+def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "space.json").write_text(
+        json.dumps({"optimizer": ["adam"], "lr": {"min": 1e-3, "max": 1e-2, "scaling": "log"}})
+    )
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lrtune.cli", "sweep", "--workload", "digits", "--space", str(tmp_path / "space.json")]
+    cmd += ["--steps", "3000", "--pruner", "none", "--heartbeat", "1", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen([*cmd, "--trials", "5"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage, deadline = f"sqlite:///{out / 'lrtune.db'}", time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:  # kill it mid-trial, once one trial has completed
+            time.sleep(0.3)
+            try:
+                states = [t.state for t in optuna.load_study(study_name="lrtune", storage=storage).trials]
+            except Exception:  # the study or its tables may not exist yet
+                continue
+            if optuna.trial.TrialState.COMPLETE in states and states[-1] == optuna.trial.TrialState.RUNNING:
+                break
+        else:
+            pytest.fail("the worker never reached a second trial")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    before = optuna.load_study(study_name="lrtune", storage=storage).trials
+    killed = before[-1]
+    assert killed.state == optuna.trial.TrialState.RUNNING  # as the kill left it
+    time.sleep(3.5)  # past the grace period of 3 heartbeats
+    assert subprocess.run([*cmd, "--trials", "1"], env=env, capture_output=True, timeout=240).returncode == 0
+    after = optuna.load_study(study_name="lrtune", storage=storage).trials
+    assert after[killed.number].state == optuna.trial.TrialState.FAIL  # marked failed by the next worker
+    for t in before:  # no completed trial lost
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert after[t.number].state == optuna.trial.TrialState.COMPLETE and after[t.number].value == t.value
+    retried = [
+        t for t in after if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed.number
+    ]
+    assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+    assert retried[0].params == killed.params

@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--steps", type=int, default=None, help="updates per trial when the space has no total_steps")
     sweep.add_argument("--batch-size", type=int, default=64, help="when the space has no batch_size")
     sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--heartbeat", type=float, default=10.0, help="seconds between a trial's heartbeats")
     sweep.add_argument("--out", type=Path, default=Path("sweep"))
     sweep.set_defaults(func=_sweep_command)
     return parser
@@ -152,6 +153,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 steps=args.steps,
                 batch_size=args.batch_size,
+                heartbeat=args.heartbeat,
             )
     except (ValueError, OSError, json.JSONDecodeError) as e:
         console.print(f"[red]lrtune sweep:[/red] {e}")

@@ -15,6 +15,8 @@ import json
 import logging
 import math
 import os
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +79,16 @@ def run_sweep(
     batch_size: int = 64,
     evals_per_trial: int = 4,
     workload_options: dict[str, Any] | None = None,
+    heartbeat: float = 10.0,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
-    Returns the Optuna study. ``steps`` and ``batch_size`` apply when the space does not search them.
+    Returns the Optuna study. ``steps`` and ``batch_size`` apply when the space does not search them. A running
+    trial beats every ``heartbeat`` seconds; one silent for 3 beats (its worker was killed) is marked failed by the
+    next worker that starts on the study and tried again (once).
     """
+    if not heartbeat > 0:
+        raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
     if trials < 0:
         raise ValueError(f"trials must be >= 0, got {trials!r}")
     if evals_per_trial < 1:
@@ -96,7 +103,7 @@ def run_sweep(
     url = storage or f"sqlite:///{(out_dir / 'lrtune.db').resolve()}"
     the_study = optuna.create_study(
         study_name=study,
-        storage=url,
+        storage=_storage(url, heartbeat),
         direction="minimize",
         sampler=_sampler(sampler, seed),
         pruner=_pruner(pruner),
@@ -138,6 +145,29 @@ def run_sweep(
         the_study.optimize(objective, n_trials=trials, catch=())
     write_results(the_study, out_dir)
     return the_study
+
+
+def _storage(url: str, heartbeat: float) -> Any:
+    """An RDB storage with heartbeats; creating the tables is retried, since workers that start together race."""
+    optuna = _optuna()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=max(1, round(heartbeat)),
+                    grace_period=max(2, round(3 * heartbeat)),
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            logger.info("storage %s busy (another worker creating it?): retrying", url)
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def write_results(study: Any, out_dir: Path) -> None:
