@@ -43,6 +43,17 @@ def test_sweep_writes_trials_and_a_best_config_that_trains(tmp_path: Path) -> No
         ]
     )
     assert main(["train", "--config", str(tmp_path / "best.json"), "--out", str(tmp_path / "rerun")]) == 0
+    for picture in ("loss_vs_lr.png", "history.png"):
+        assert (tmp_path / picture).stat().st_size > 5_000
+
+
+def test_grid_sampler_covers_the_grid(tmp_path: Path) -> None:
+    space = {"optimizer": ["adam", "radam"], "lr": [1e-3, 1e-2]}
+    study = run_sweep("digits", space, trials=4, out=tmp_path, steps=10, sampler="grid", pruner="none")
+    combos = {(t.params["optimizer"], t.params["lr"]) for t in study.trials}
+    assert combos == {(o, lr) for o in ("adam", "radam") for lr in (1e-3, 1e-2)}
+    with pytest.raises(ValueError, match="grid sampler needs lists"):
+        run_sweep("digits", SPACE, trials=1, out=tmp_path / "x", steps=10, sampler="grid")
 
 
 def test_the_same_command_continues_the_study(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workload", default="digits")
     sweep.add_argument("--space", type=Path, required=True, help="the search space, a JSON file")
     sweep.add_argument("--trials", type=int, required=True, help="trials to add to the study")
-    sweep.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc"])
+    sweep.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "grid"])
     sweep.add_argument("--pruner", default="median", choices=["median", "asha", "hyperband", "none"])
     sweep.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
     sweep.add_argument("--study", default="lrtune", help="the study's name in the storage")

@@ -28,7 +28,7 @@ __all__ = ["PRUNERS", "SAMPLERS", "run_sweep"]
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "random", "qmc")
+SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("median", "asha", "hyperband", "none")
 
 
@@ -40,8 +40,13 @@ def _optuna() -> Any:
     return optuna
 
 
-def _sampler(name: str, seed: int) -> Any:
+def _sampler(name: str, seed: int, space: dict[str, Any]) -> Any:
     optuna = _optuna()
+    if name == "grid":  # every combination of the listed values; ranges have no grid
+        ranges = sorted(k for k, v in space.items() if not isinstance(v, list))
+        if ranges:
+            raise ValueError(f"the grid sampler needs lists of values, not ranges: {', '.join(ranges)}")
+        return optuna.samplers.GridSampler(space, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "random":
@@ -105,7 +110,7 @@ def run_sweep(
         study_name=study,
         storage=_storage(url, heartbeat),
         direction="minimize",
-        sampler=_sampler(sampler, seed),
+        sampler=_sampler(sampler, seed, checked),
         pruner=_pruner(pruner),
         load_if_exists=True,
     )
@@ -171,7 +176,8 @@ def _storage(url: str, heartbeat: float) -> Any:
 
 
 def write_results(study: Any, out_dir: Path) -> None:
-    """``trials.csv`` (every trial: number, state, value, recipe, parameters, status) and ``best.json``."""
+    """``trials.csv`` (every trial: number, state, value, recipe, parameters, status), the plots of
+    :func:`plot_sweep` and ``best.json``."""
     rows = []
     for t in study.trials:
         config = t.user_attrs.get("config", {})
@@ -196,6 +202,12 @@ def write_results(study: Any, out_dir: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out_dir / "trials.csv")
+    try:
+        from ._plots import plot_sweep
+
+        plot_sweep(study, out_dir)
+    except ImportError:  # pragma: no cover - matplotlib is an extra
+        logger.warning("matplotlib is not installed: no sweep plots")
     finished = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
     if not finished:
         logger.warning("no finished trial with a finite value: no best.json")
