@@ -155,3 +155,25 @@ def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(tmp_path: Path) 
     ]
     assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
     assert retried[0].params == killed.params
+
+
+def test_pruning_waits_for_the_longest_warmup(tmp_path: Path) -> None:
+    from lrtune.tune._sweep import _first_rung, max_warmup_fraction
+
+    space = {
+        "optimizer": ["adam", "adam_warmup"],
+        "lr": {"min": 1e-6, "max": 1e-1, "scaling": "log"},
+        "warmup_steps": {"fraction_of_total": [0.5, 0.5]},
+    }
+    assert max_warmup_fraction(load_space(space), 40) == 0.5
+    assert _first_rung(load_space(space), 40, 4) == 3  # evaluations 1 and 2 fall inside a half-run warm-up
+    assert _first_rung(load_space({"optimizer": ["adam"], "lr": [1e-3]}), 40, 4) == 1
+    assert (
+        max_warmup_fraction(load_space({"optimizer": ["adam_warmup"], "lr": [1e-3], "warmup_steps": [0, 30]}), 60)
+        == 0.5
+    )
+    study = run_sweep("digits", space, trials=16, out=tmp_path, steps=40, sampler="random", pruner="median")
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "the sweep should prune some of its worst trials"
+    assert all(max(t.intermediate_values) >= 3 for t in pruned)  # never inside anybody's warm-up
+    assert all(set(t.intermediate_values) <= {1, 2, 3, 4} for t in study.trials)  # fractions of the schedule

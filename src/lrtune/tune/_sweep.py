@@ -3,7 +3,9 @@
 The study lives in an Optuna storage: by default ``sqlite:///OUT/lrtune.db`` (embedded, no server; one writer
 process at a time — SQLite locks the whole file, so several workers on one SQLite study contend and can fail), or
 a PostgreSQL URL that many workers on many machines share. Running the same command again continues the study.
-Each trial reports its validation loss at every evaluation, so a pruner can stop it early; a diverged run is a
+Each trial reports its validation loss at every evaluation, so a pruner can stop it early — but only from the
+first evaluation after the longest warm-up in the space, and at equal fractions of each trial's schedule, so that
+long warm-ups are not stopped for being slow to start; a diverged run is a
 recorded value (``inf``), not a crash. After the trials, ``OUT/trials.csv`` lists every trial of the study and
 ``OUT/best.json`` is the best trial's run config, which ``lrtune train --config`` runs as it is.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 from ..runner import train
 from ..workloads import get_workload
-from ._space import load_space, suggest
+from ._space import RECIPES, load_space, suggest
 
 __all__ = ["PRUNERS", "SAMPLERS", "run_sweep"]
 
@@ -56,14 +58,15 @@ def _sampler(name: str, seed: int, space: dict[str, Any]) -> Any:
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {name!r}")
 
 
-def _pruner(name: str) -> Any:
+def _pruner(name: str, first_rung: int, evals: int) -> Any:
+    """A pruner that compares trials only from evaluation ``first_rung`` on (1-based, of ``evals`` per trial)."""
     optuna = _optuna()
     if name == "median":
-        return optuna.pruners.MedianPruner(n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=first_rung)  # prunes from that step on
     if name == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner()
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first_rung)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner()
+        return optuna.pruners.HyperbandPruner(min_resource=first_rung, max_resource=evals)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"pruner must be one of {PRUNERS}, got {name!r}")
@@ -111,7 +114,7 @@ def run_sweep(
         storage=_storage(url, heartbeat),
         direction="minimize",
         sampler=_sampler(sampler, seed, checked),
-        pruner=_pruner(pruner),
+        pruner=_pruner(pruner, _first_rung(checked, defaults["steps"], evals_per_trial), evals_per_trial),
         load_if_exists=True,
     )
     the_study.set_user_attr("workload", workload)
@@ -125,7 +128,8 @@ def run_sweep(
 
         def report(line: dict[str, Any]) -> None:
             if "eval" in line:
-                trial.report(line["eval"]["valid_loss"], line["step"])
+                # step = the evaluation's index: trials are compared at equal fractions of their schedules
+                trial.report(line["eval"]["valid_loss"], round(line["step"] * evals_per_trial / total))
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at update {line['step']}")
 
@@ -150,6 +154,28 @@ def run_sweep(
         the_study.optimize(objective, n_trials=trials, catch=())
     write_results(the_study, out_dir)
     return the_study
+
+
+def max_warmup_fraction(space: dict[str, Any], default_steps: int) -> float:
+    """The longest warm-up in the space, as a fraction of its trial's total updates (0 without warm-up recipes)."""
+    recipes = space.get("optimizer", ["adam"])
+    if not any(RECIPES[r].warmup for r in recipes):
+        return 0.0
+    spec = space.get("warmup_steps")
+    totals = space.get("total_steps", [default_steps])
+    shortest = min(totals) if isinstance(totals, list) else totals["min"]
+    if spec is None:
+        return 0.1  # the recipes' default: 10 % of the run
+    if isinstance(spec, dict) and "fraction_of_total" in spec:
+        return float(spec["fraction_of_total"][1])
+    longest = max(spec) if isinstance(spec, list) else spec["max"]
+    return min(1.0, longest / max(1, shortest))
+
+
+def _first_rung(space: dict[str, Any], default_steps: int, evals: int) -> int:
+    """The first evaluation after every trial's warm-up: a pruner that compared trials inside their warm-up would
+    systematically stop the long warm-ups (their loss is still high because their LR is still low)."""
+    return min(evals, math.floor(max_warmup_fraction(space, default_steps) * evals) + 1)
 
 
 def _storage(url: str, heartbeat: float) -> Any:
