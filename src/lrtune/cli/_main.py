@@ -139,8 +139,17 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
     console = Console()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"))
     try:
-        with console.status(f"sweep on {args.workload}: {args.trials} trials"):
+        with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task(f"sweep on {args.workload}", total=args.trials, best="")
+
+            def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                values = [t.value for t in study.trials if t.value is not None and math.isfinite(t.value)]
+                progress.update(task, advance=1, best=f"best valid loss {min(values):.4g}" if values else "")
+
             study = run_sweep(
                 args.workload,
                 args.space,
@@ -154,6 +163,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
                 steps=args.steps,
                 batch_size=args.batch_size,
                 heartbeat=args.heartbeat,
+                callbacks=[advance],
             )
     except (ValueError, OSError, json.JSONDecodeError) as e:
         console.print(f"[red]lrtune sweep:[/red] {e}")

@@ -88,12 +88,14 @@ def run_sweep(
     evals_per_trial: int = 4,
     workload_options: dict[str, Any] | None = None,
     heartbeat: float = 10.0,
+    callbacks: list[Any] | None = None,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
     Returns the Optuna study. ``steps`` and ``batch_size`` apply when the space does not search them. A running
     trial beats every ``heartbeat`` seconds; one silent for 3 beats (its worker was killed) is marked failed by the
-    next worker that starts on the study and tried again (once).
+    next worker that starts on the study and tried again (once). ``callbacks`` are Optuna's ``(study, trial)``
+    callbacks, called after each trial (e.g. a progress bar).
     """
     if not heartbeat > 0:
         raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
@@ -151,7 +153,7 @@ def run_sweep(
         return float(record.final_metrics["valid_loss"])
 
     if trials:
-        the_study.optimize(objective, n_trials=trials, catch=())
+        the_study.optimize(objective, n_trials=trials, catch=(), callbacks=callbacks)
     write_results(the_study, out_dir)
     return the_study
 
