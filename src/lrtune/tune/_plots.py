@@ -53,7 +53,8 @@ def plot_sweep(study: Any, out_dir: Path) -> list[Path]:
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("final valid loss (× at the top: diverged)")
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
     save(fig, "loss_vs_lr.png")
 
     warm = [t for t in trials if t.user_attrs["config"]["schedule"]["warmup_steps"] > 0 and math.isfinite(t.value)]
@@ -75,6 +76,7 @@ def plot_sweep(study: Any, out_dir: Path) -> list[Path]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)  # Optuna's plots warn when a panel has nothing to show
         try:
             save(optuna.visualization.matplotlib.plot_optimization_history(study).figure, "history.png")
         except (ValueError, RuntimeError) as e:

@@ -128,10 +128,17 @@ def run_sweep(
         trial.set_user_attr("config", config)
         total = config["steps"]
 
+        reported: set[int] = set()
+
         def report(line: dict[str, Any]) -> None:
             if "eval" in line:
-                # step = the evaluation's index: trials are compared at equal fractions of their schedules
-                trial.report(line["eval"]["valid_loss"], round(line["step"] * evals_per_trial / total))
+                # step = the evaluation's index: trials are compared at equal fractions of their schedules (the
+                # final evaluation of a run whose length evals_per_trial does not divide falls on the last index)
+                index = min(evals_per_trial, max(1, round(line["step"] * evals_per_trial / total)))
+                if index in reported:
+                    return
+                reported.add(index)
+                trial.report(line["eval"]["valid_loss"], index)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at update {line['step']}")
 
