@@ -123,3 +123,26 @@ def test_find_lr_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-d
     assert "steepest" in text and "valley" in text and "minimum_over_10" in text
     assert out.stat().st_size > 5_000
     assert main(["find-lr", "--num-steps", "1", "--out", str(out)]) == 2
+
+
+def test_a_quadratic_diverges_where_theory_says() -> None:
+    """f(w) = a·w²/2 with plain SGD: w ← (1 − lr·a)·w shrinks for lr < 2/a and grows beyond it."""
+    a = 4.0  # the stability limit is lr = 2/a = 0.5
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.ones_(model.weight)
+
+    def loss_fn(m: torch.nn.Module, batch: object) -> torch.Tensor:
+        return 0.5 * a * m.weight.square().sum()
+
+    result = lr_range_test(
+        (model, loss_fn, range(300)), optimizer={"name": "sgd"}, start_lr=1e-4, end_lr=10.0, num_steps=300
+    )
+    assert result.diverged
+    stop = result.lrs[-1]
+    assert stop > 2 / a  # it cannot diverge below the stability limit
+    lowest = result.lrs[min(range(len(result.losses)), key=result.losses.__getitem__)]
+    assert 0.25 < lowest <= 2 / a * 1.1  # the raw loss falls until lr·a reaches 2, then rises
+    best = result.lrs[min(range(len(result.smoothed)), key=result.smoothed.__getitem__)]
+    assert best >= lowest  # the moving average lags the raw loss
+    assert result.suggestions()["minimum_over_10"] == pytest.approx(best / 10)
+    assert float(model.weight) == 1.0  # restored
