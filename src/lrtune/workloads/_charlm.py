@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._ding import _cache_dir, _fingerprint
+from ._ding import _cache_dir, _fingerprint, find_data_file
 
 __all__ = [
     "PRESETS",
@@ -71,14 +71,7 @@ def find_shakespeare(path: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         FileNotFoundError: with the exact command that gets the data.
     """
-    candidates = [Path(p) for p in (path, os.environ.get("LRTUNE_SHAKESPEARE")) if p]
-    if path is None:
-        candidates += list(SHAKESPEARE_SEARCH_PATHS)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    tried = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"no Shakespeare tarball found (tried {tried}); {_HOW_TO_GET}")
+    return find_data_file(path, "LRTUNE_SHAKESPEARE", SHAKESPEARE_SEARCH_PATHS, "Shakespeare tarball", _HOW_TO_GET)
 
 
 @dataclass(frozen=True)

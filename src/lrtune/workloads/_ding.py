@@ -56,14 +56,25 @@ def find_ding(path: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         FileNotFoundError: with the exact commands that get the data.
     """
-    candidates = [Path(p) for p in (path, os.environ.get("LRTUNE_DING")) if p]
+    return find_data_file(path, "LRTUNE_DING", DING_SEARCH_PATHS, "Ding dictionary", _HOW_TO_GET)
+
+
+def find_data_file(
+    path: str | os.PathLike[str] | None, env: str, search: tuple[Path, ...], what: str, how_to_get: str
+) -> Path:
+    """``path`` if given, else ``$env``, else the first of ``search`` that exists (the workloads' data lookup).
+
+    Raises:
+        FileNotFoundError: naming every place tried and how to get the data.
+    """
+    candidates = [Path(p) for p in (path, os.environ.get(env)) if p]
     if path is None:
-        candidates += list(DING_SEARCH_PATHS)
+        candidates += list(search)
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     tried = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"no Ding dictionary found (tried {tried}); {_HOW_TO_GET}")
+    raise FileNotFoundError(f"no {what} found (tried {tried}); {how_to_get}")
 
 
 def _clean(sense: str) -> str:
