@@ -97,3 +97,18 @@ def test_translate_a_prefix_and_bad_arguments(small: Translation) -> None:
         small.translate(model, "dev")
     with pytest.raises(TypeError, match="TranslationModel"):
         small.translate(torch.nn.Linear(2, 2))
+
+
+def test_bleu_only_at_the_final_evaluation(small: Translation) -> None:
+    """Decoding is the costly part of an evaluation: intermediate ones give the validation loss only."""
+    record = lrtune.train(small, optimizer={"name": "adam", "lr": 1e-3}, steps=4, batch_size=512, eval_every=2)
+    assert [sorted(e) for e in record.evals] == [
+        ["step", "valid_loss", "valid_ppl"],
+        ["bleu", "step", "valid_loss", "valid_ppl"],
+    ]
+    model = small.build_model(0)
+    limited = Translation(vocab_size=1000, max_train_pairs=2000, max_eval_pairs=24, dropout=0.0, bleu_pairs=5)
+    hyps = small.translate(model, "test", limit=5)
+    assert limited.evaluate(model)["bleu"] == pytest.approx(bleu(hyps, small.references("test", 5)))
+    with pytest.raises(ValueError, match=r"bleu_pairs must be >= 1 .*, got 0"):
+        Translation(bleu_pairs=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -200,6 +201,7 @@ def _run(
 ) -> RunRecord:
     steps, batch_size, seed, eval_every = config["steps"], config["batch_size"], config["seed"], config["eval_every"]
     module = workload.build_model(seed)
+    takes_final = "final" in inspect.signature(workload.evaluate).parameters
     if dist.rank > 0:  # rank 0 keeps the one-process random stream (dropout); the others get their own
         torch.manual_seed(seed + 1_000_003 * dist.rank)
     model = dist.wrap(module)
@@ -300,7 +302,8 @@ def _run(
                 metrics = None
                 if dist.is_main:
                     module.eval()
-                    metrics = workload.evaluate(module)
+                    final = sched.applied_updates == steps
+                    metrics = workload.evaluate(module, final=final) if takes_final else workload.evaluate(module)
                     module.train()
                 metrics = dist.broadcast(metrics)
                 evals.append({"step": sched.applied_updates, **metrics})

@@ -160,7 +160,8 @@ class Translation:
 
     ``corpus`` replaces the dictionary by a parallel corpus of your own (e.g. IWSLT'14 De-En prepared as
     ``train.de``/``train.en``/``valid.*``/``test.*``, or TSV; see :func:`load_parallel`), in the languages
-    ``source_lang`` → ``target_lang``.
+    ``source_lang`` → ``target_lang``. ``bleu_pairs`` limits BLEU (computed at a run's final evaluation only) to
+    the first that many test sentences (default: all ``max_eval_pairs``).
     """
 
     preset: str = "tiny"
@@ -172,6 +173,7 @@ class Translation:
     label_smoothing: float = 0.1
     max_train_pairs: int | None = None
     max_eval_pairs: int = 500
+    bleu_pairs: int | None = None
     data_path: str | None = None
     corpus: str | None = None
     source_lang: str = "de"
@@ -186,6 +188,8 @@ class Translation:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.bleu_pairs is not None and self.bleu_pairs < 1:
+            raise ValueError(f"bleu_pairs must be >= 1 (or None for every test pair), got {self.bleu_pairs!r}")
         if self.vocab_size < 100:
             raise ValueError(f"vocab_size must be >= 100, got {self.vocab_size!r}")
         if self.corpus is not None:
@@ -299,7 +303,10 @@ class Translation:
         return self._refs[split][:limit]
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, *, final: bool = True) -> dict[str, float]:
+        """Validation loss (and perplexity); on the ``final`` evaluation also BLEU of greedy translations of the
+        test split's first ``bleu_pairs`` sentences (decoding is the costly part, so intermediate evaluations
+        skip it)."""
         losses, tokens = 0.0, 0
         device = next(model.parameters()).device
         for idx in self._token_batches("valid", 4000, None):
@@ -311,5 +318,8 @@ class Translation:
             )
             tokens += n
         valid_loss = losses / tokens
-        score = bleu(self.translate(model, "test"), self._refs["test"])
-        return {"valid_loss": valid_loss, "valid_ppl": math.exp(min(valid_loss, 50.0)), "bleu": score}
+        metrics = {"valid_loss": valid_loss, "valid_ppl": math.exp(min(valid_loss, 50.0))}
+        if final:
+            limit = self.bleu_pairs
+            metrics["bleu"] = bleu(self.translate(model, "test", limit=limit), self.references("test", limit))
+        return metrics

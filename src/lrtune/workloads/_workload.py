@@ -18,6 +18,10 @@ class Workload(Protocol):
     loss averages over (e.g. target tokens; the batch's rows if absent), and ``shard(batch, rank, world)``, a
     rank's share of a global batch (contiguous rows if absent).
 
+    Optional, for expensive metrics: an ``evaluate`` with a keyword ``final`` is told whether this is the run's
+    last evaluation, and may compute costly metrics (e.g. BLEU of decoded translations) only then; intermediate
+    evaluations must still give ``valid_loss``.
+
     Attributes:
         name: a short identifier (``"digits"``).
         step_hint: a sensible number of optimizer updates for a full run.
