@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from lrtune.cli import main
-from lrtune.tune import load_space, run_sweep, suggest
+from lrtune.tune import fixed_params, load_space, run_sweep, suggest
 
 SPACE = {
     "optimizer": ["sgd_clip", "adam", "adam_warmup", "radam"],
@@ -81,6 +81,14 @@ def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main([*args, "--steps", "20", "--out", str(tmp_path / "out"), "--sampler", "random"]) == 0
     assert "best" in capsys.readouterr().out
     assert (tmp_path / "out" / "best.json").is_file()
+    first = '{"optimizer": "adam", "lr": 0.001}'
+    more = ["--enqueue", "radam", "--enqueue", first, "--lr-from-range-test", "--evals-per-trial", "2"]
+    assert main([*args, "--steps", "20", "--out", str(tmp_path / "rt"), *more]) == 0
+    study = optuna.load_study(study_name="lrtune", storage=f"sqlite:///{tmp_path / 'rt' / 'lrtune.db'}")
+    assert [t.user_attrs["config"]["recipe"] for t in study.trials[:2]] == ["radam", "adam"]
+    assert study.user_attrs["range_test"]["suggestion"] == "valley"
+    assert main([*args, "--out", str(tmp_path / "y"), "--enqueue", "bert"]) == 2
+    assert "unknown known-good setting 'bert'" in capsys.readouterr().out
     (tmp_path / "bad.json").write_text(json.dumps({"lr": [1e-3], "momentum": [0.9]}))
     assert main(["sweep", "--space", str(tmp_path / "bad.json"), "--trials", "1", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key 'momentum'" in " ".join(capsys.readouterr().out.split())
@@ -177,3 +185,83 @@ def test_pruning_waits_for_the_longest_warmup(tmp_path: Path) -> None:
     assert pruned, "the sweep should prune some of its worst trials"
     assert all(max(t.intermediate_values) >= 3 for t in pruned)  # never inside anybody's warm-up
     assert all(set(t.intermediate_values) <= {1, 2, 3, 4} for t in study.trials)  # fractions of the schedule
+
+
+@pytest.mark.parametrize(
+    "warmup",
+    [{"min": 0, "max": 20, "scaling": "log1p"}, [0, 5, 10], {"min": 0, "max": 20}, {"fraction_of_total": [0, 0.2]}],
+)
+def test_enqueued_settings_are_what_the_trial_runs(warmup: object) -> None:
+    space = load_space({**SPACE, "warmup_steps": warmup, "total_steps": [40, 80]})
+    defaults = {"steps": 40, "batch_size": 64}
+    entry = {"optimizer": "adam_warmup", "lr": 3e-3, "warmup_steps": 10, "total_steps": 80, "batch_size": 32}
+    config = suggest(optuna.trial.FixedTrial(fixed_params(entry, space, defaults)), space, defaults)
+    assert config["recipe"] == "adam_warmup" and config["optimizer"]["lr"] == pytest.approx(3e-3)
+    assert config["schedule"] == {"name": "warmup_linear_decay", "warmup_steps": 10, "total_steps": 80}
+    assert config["batch_size"] == 32 and config["steps"] == 80
+    factors = {name: 10.0 for name in SPACE["optimizer"]}  # LRs centred elsewhere: the enqueued LR is still run
+    entry = {"optimizer": "radam", "lr": 0.5, "total_steps": 40, "batch_size": 64}
+    params = fixed_params(entry, space, defaults, factors)
+    assert suggest(optuna.trial.FixedTrial(params), space, defaults, factors)["optimizer"]["lr"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"lr=50.0 \(÷ 10 from the range test\) is outside"):
+        fixed_params({"optimizer": "radam", "lr": 50.0}, space, defaults, factors)
+
+
+@pytest.mark.parametrize(
+    ("entry", "pattern"),
+    [
+        ("bert", "unknown known-good setting 'bert'"),
+        ({"optimizer": "adamw_warmup", "lr": 1e-3}, "enqueued optimizer='adamw_warmup' is outside"),
+        ({"optimizer": "adam", "lr": 5.0}, r"enqueued lr=5.0 is outside"),
+        ({"optimizer": "adam", "lr": 1e-5}, r"enqueued lr=1e-05 is outside"),
+        ({"optimizer": "radam", "lr": 1e-3, "warmup_steps": 5}, "'radam' does not warm up"),
+        ({"optimizer": "adam_warmup", "lr": 1e-3, "warmup_steps": 50}, "enqueued warmup_steps=50 is outside"),
+        ({"optimizer": "adam", "lr": 1e-3, "total_steps": 50}, "space does not search total_steps"),
+        ({"optimizer": "adam", "lr": 1e-3, "momentum": 0.9}, r"unknown keys \['momentum'\]"),
+        ({"optimizer": "adam"}, "needs 'lr'"),
+    ],
+)
+def test_enqueue_errors(entry: object, pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        fixed_params(entry, load_space(SPACE), {"steps": 40, "batch_size": 64})  # type: ignore[arg-type]
+
+
+def test_known_good_settings_run_first_and_lrs_centre_on_the_range_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lrtune.tune import _sweep
+
+    calls: list[dict] = []
+    real = _sweep.lr_range_test
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs["optimizer"])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_sweep, "lr_range_test", counted)
+    space = {
+        **SPACE,
+        "warmup_steps": {"fraction_of_total": [0.0, 0.1]},
+        "lr": {"min": 1e-2, "max": 1.0, "scaling": "log"},
+    }
+    kwargs = {"out": tmp_path, "steps": 20, "sampler": "random", "pruner": "none", "lr_from_range_test": "valley"}
+    study = run_sweep("digits", space, trials=4, enqueue=["noam", "radam"], range_test_steps=30, **kwargs)
+    # one range test per distinct optimizer: sgd+clip, adam (adam and adam_warmup), radam
+    assert [c["name"] for c in calls] == ["sgd", "adam", "radam"] and calls[0]["max_grad_norm"] == 1.0
+    suggested = study.user_attrs["range_test"]["lr"]
+    assert suggested["adam"] == suggested["adam_warmup"] and suggested["adam"] > 0
+    first, second = (t.user_attrs["config"] for t in study.trials[:2])
+    assert (first["recipe"], second["recipe"]) == ("adam_warmup", "radam")
+    assert first["optimizer"]["lr"] == pytest.approx(7e-4) and first["schedule"]["warmup_steps"] == 1  # 4 % of 20
+    assert second["optimizer"]["lr"] == pytest.approx(1e-3)
+    for trial in study.trials[2:]:  # sampled: within one decade of the recipe's suggestion (the space's width)
+        config = trial.user_attrs["config"]
+        ratio = config["optimizer"]["lr"] / suggested[config["recipe"]]
+        assert 0.1 <= ratio <= 10.0
+        assert trial.user_attrs["updates"] == 20 and trial.user_attrs["train_seconds"] > 0
+    study = run_sweep("digits", space, trials=1, enqueue=["noam", "radam"], **kwargs)  # resumed: nothing repeated
+    assert len(calls) == 3 and len(study.trials) == 5
+    noam = [t for t in study.trials if t.user_attrs["config"]["optimizer"]["lr"] == first["optimizer"]["lr"]]
+    assert len(noam) == 1  # enqueued once per study
+    with pytest.raises(ValueError, match="cannot continue with 'steepest'"):
+        run_sweep("digits", space, trials=1, **{**kwargs, "lr_from_range_test": "steepest"})

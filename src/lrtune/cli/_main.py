@@ -123,6 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--batch-size", type=int, default=64, help="when the space has no batch_size")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--heartbeat", type=float, default=10.0, help="seconds between a trial's heartbeats")
+    sweep.add_argument("--evals-per-trial", type=int, default=4, help="evaluations per trial (pruning points)")
+    sweep.add_argument(
+        "--workload-option", action="append", default=[], metavar="KEY=VALUE", help="a workload option, repeatable"
+    )
+    sweep.add_argument(
+        "--enqueue",
+        action="append",
+        default=[],
+        metavar="SETTING",
+        help="run this setting first: a known-good name (noam, radam, untuned_warmup) or a JSON object, repeatable",
+    )
+    sweep.add_argument(
+        "--lr-from-range-test",
+        nargs="?",
+        const="valley",
+        default=None,
+        choices=["valley", "steepest", "minimum_over_10"],
+        help="centre each recipe's LR range on an LR range test's suggestion (default: valley)",
+    )
     sweep.add_argument("--out", type=Path, default=Path("sweep"))
     sweep.set_defaults(func=_sweep_command)
     return parser
@@ -136,6 +155,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..tune import run_sweep
+    from ._train import _workload_options
 
     console = Console()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -143,6 +163,8 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"))
     try:
+        options = _workload_options(args.workload_option)
+        enqueue = [json.loads(e) if e.lstrip().startswith("{") else e for e in args.enqueue]
         with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task(f"sweep on {args.workload}", total=args.trials, best="")
 
@@ -164,6 +186,10 @@ def _sweep_command(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 heartbeat=args.heartbeat,
                 callbacks=[advance],
+                evals_per_trial=args.evals_per_trial,
+                workload_options=options,
+                enqueue=enqueue,
+                lr_from_range_test=args.lr_from_range_test,
             )
     except (ValueError, OSError, json.JSONDecodeError) as e:
         console.print(f"[red]lrtune sweep:[/red] {e}")

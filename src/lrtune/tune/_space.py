@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RECIPES", "Recipe", "load_space", "suggest"]
+__all__ = ["KNOWN_GOOD", "RECIPES", "Recipe", "fixed_params", "lr_centre", "load_space", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,16 @@ RECIPES: dict[str, Recipe] = {
     "adamw_warmup": Recipe({"name": "adamw", "betas": [0.9, 0.98], "weight_decay": 0.01}, warmup=True),
     "radam": Recipe({"name": "radam", "betas": [0.9, 0.98]}, warmup=False),
     "radam_warmup": Recipe({"name": "radam", "betas": [0.9, 0.98]}, warmup=True),
+}
+#: Known-good settings that a sweep can try first (``enqueue``): the literature's defaults, as run configs.
+#: ``noam``: the Transformer's Adam (β = (0.9, 0.98)) with Vaswani et al.'s peak LR d^-0.5 · 4000^-0.5 = 7.0e-4
+#: for d = 512, its 4000 warm-up updates of a 100k-update run taken as 4 % of the run, then linear decay;
+#: ``radam``: RAdam at Adam's default LR 1e-3 without warm-up; ``untuned_warmup``: Adam at 1e-3 with Ma &
+#: Yarats' untuned warm-up of 2/(1 − β2) = 100 updates for β2 = 0.98.
+KNOWN_GOOD: dict[str, dict[str, Any]] = {
+    "noam": {"optimizer": "adam_warmup", "lr": 7.0e-4, "warmup_fraction": 0.04},
+    "radam": {"optimizer": "radam", "lr": 1e-3},
+    "untuned_warmup": {"optimizer": "adam_warmup", "lr": 1e-3, "warmup_steps": 100},
 }
 KEYS = ("optimizer", "lr", "warmup_steps", "total_steps", "batch_size", "max_grad_norm")
 SCALINGS = ("linear", "log", "log1p")
@@ -106,11 +116,29 @@ def _suggest_value(trial: Any, key: str, spec: Any) -> Any:
     return trial.suggest_float(key, lo, hi, log=scaling == "log")
 
 
-def suggest(trial: Any, space: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """A run config (for :func:`lrtune.train`) sampled for an Optuna trial from a validated space."""
+def lr_centre(space: dict[str, Any]) -> float:
+    """The geometric centre of the space's LR values (its range's or its list's)."""
+    spec = space["lr"]
+    lo, hi = (min(spec), max(spec)) if isinstance(spec, list) else (spec["min"], spec["max"])
+    if lo <= 0:
+        raise ValueError(f"centring the LR on a range test needs LRs > 0 in the space, got space['lr']={spec!r}")
+    return math.sqrt(lo * hi)
+
+
+def suggest(
+    trial: Any, space: dict[str, Any], defaults: dict[str, Any], lr_factors: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """A run config (for :func:`lrtune.train`) sampled for an Optuna trial from a validated space.
+
+    With ``lr_factors`` (recipe → factor), the sampled ``lr`` is multiplied by its recipe's factor: the space's
+    LR range, centred per recipe (e.g. on an LR range test's suggestion).
+    """
     recipe_name = _suggest_value(trial, "optimizer", space["optimizer"]) if "optimizer" in space else "adam"
     recipe = RECIPES[recipe_name]
     lr = _suggest_value(trial, "lr", space["lr"])
+    if lr_factors is not None:
+        lr *= lr_factors[recipe_name]
+    lr = trial.user_attrs.get("fixed_lr", lr)  # an enqueued setting's exact LR
     total = (
         int(_suggest_value(trial, "total_steps", space["total_steps"])) if "total_steps" in space else defaults["steps"]
     )
@@ -136,3 +164,82 @@ def suggest(trial: Any, space: dict[str, Any], defaults: dict[str, Any]) -> dict
         "batch_size": int(batch),
         "max_grad_norm": clip,
     }
+
+
+def _in_spec(key: str, spec: Any, value: Any) -> None:
+    if isinstance(spec, list):
+        ok = value in spec
+    else:
+        ok = spec["min"] <= value <= spec["max"]
+    if not ok:
+        raise ValueError(f"enqueued {key}={value!r} is outside the space's {key} {spec!r}")
+
+
+def fixed_params(
+    entry: dict[str, Any] | str,
+    space: dict[str, Any],
+    defaults: dict[str, Any],
+    lr_factors: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Optuna parameters that make :func:`suggest` return a given setting, to enqueue as a trial (with the user
+    attribute ``fixed_lr`` = the setting's ``lr``, which a list of LRs may not hold exactly).
+
+    ``entry`` is the name of a :data:`KNOWN_GOOD` setting or a dict with ``optimizer`` (a recipe), ``lr`` (the
+    LR to run, after any centring), and optionally ``warmup_steps`` or ``warmup_fraction``, ``total_steps``,
+    ``batch_size``, ``max_grad_norm``; what it leaves out is sampled as usual. Every value must lie in
+    the space (errors name it).
+    """
+    if isinstance(entry, str):
+        if entry not in KNOWN_GOOD:
+            raise ValueError(f"unknown known-good setting {entry!r}; known: {', '.join(KNOWN_GOOD)}")
+        entry = KNOWN_GOOD[entry]
+    allowed = {"optimizer", "lr", "warmup_steps", "warmup_fraction", "total_steps", "batch_size", "max_grad_norm"}
+    if unknown := set(entry) - allowed:
+        raise ValueError(f"an enqueued setting has unknown keys {sorted(unknown)}; keys: {', '.join(sorted(allowed))}")
+    if "lr" not in entry:
+        raise ValueError(f"an enqueued setting needs 'lr', got {entry!r}")
+    recipe = entry.get("optimizer", "adam")
+    params: dict[str, Any] = {}
+    if "optimizer" in space:
+        _in_spec("optimizer", space["optimizer"], recipe)
+        params["optimizer"] = recipe
+    elif recipe != "adam":
+        raise ValueError(f"enqueued optimizer={recipe!r}, but the space has no 'optimizer' (every trial is adam)")
+    lr = float(entry["lr"]) / (lr_factors[recipe] if lr_factors is not None else 1.0)
+    spec = space["lr"]
+    lo, hi = (min(spec), max(spec)) if isinstance(spec, list) else (spec["min"], spec["max"])
+    if not lo <= lr <= hi:
+        what = f"lr={entry['lr']!r}" + (f" (÷ {lr_factors[recipe]:.3g} from the range test)" if lr_factors else "")
+        raise ValueError(f"enqueued {what} is outside the space's lr {spec!r}")
+    # a list of LRs holds the nearest value; the trial runs the LR asked for (see suggest: fixed_lr)
+    params["lr"] = min(spec, key=lambda v: abs(math.log(v / lr))) if isinstance(spec, list) else lr
+    total = entry.get("total_steps", defaults["steps"])
+    for key in ("total_steps", "batch_size", "max_grad_norm"):
+        if key in entry:
+            if key not in space:
+                raise ValueError(f"enqueued {key}={entry[key]!r}, but the space does not search {key}")
+            _in_spec(key, space[key], entry[key])
+            params[key] = entry[key]
+    warmup_keys = {"warmup_steps", "warmup_fraction"} & set(entry)
+    if len(warmup_keys) > 1:
+        raise ValueError(f"an enqueued setting gives both warmup_steps and warmup_fraction: {entry!r}")
+    if warmup_keys:
+        if not RECIPES[recipe].warmup:
+            raise ValueError(f"enqueued recipe {recipe!r} does not warm up, but the setting gives a warm-up")
+        if "warmup_steps" not in space:
+            raise ValueError("an enqueued warm-up needs 'warmup_steps' in the space")
+        spec = space["warmup_steps"]
+        steps = entry["warmup_steps"] if "warmup_steps" in entry else round(entry["warmup_fraction"] * total)
+        if isinstance(spec, dict) and "fraction_of_total" in spec:
+            fraction = entry["warmup_fraction"] if "warmup_fraction" in entry else steps / total
+            lo, hi = spec["fraction_of_total"]
+            if not lo <= fraction <= hi:
+                raise ValueError(f"enqueued warm-up fraction {fraction!r} is outside the space's {spec!r}")
+            params["warmup_fraction"] = fraction
+        elif isinstance(spec, dict) and spec.get("scaling") == "log1p":
+            _in_spec("warmup_steps", spec, steps)
+            params["warmup_steps_log1p"] = math.log1p(steps)
+        else:
+            _in_spec("warmup_steps", spec, steps)
+            params["warmup_steps"] = steps
+    return params

@@ -24,7 +24,8 @@ from typing import Any
 
 from ..runner import train
 from ..workloads import get_workload
-from ._space import RECIPES, load_space, suggest
+from ._range_test import lr_range_test
+from ._space import KNOWN_GOOD, RECIPES, fixed_params, load_space, lr_centre, suggest
 
 __all__ = ["PRUNERS", "SAMPLERS", "run_sweep"]
 
@@ -89,6 +90,9 @@ def run_sweep(
     workload_options: dict[str, Any] | None = None,
     heartbeat: float = 10.0,
     callbacks: list[Any] | None = None,
+    enqueue: list[dict[str, Any] | str] | None = None,
+    lr_from_range_test: str | None = None,
+    range_test_steps: int = 100,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
@@ -96,6 +100,14 @@ def run_sweep(
     trial beats every ``heartbeat`` seconds; one silent for 3 beats (its worker was killed) is marked failed by the
     next worker that starts on the study and tried again (once). ``callbacks`` are Optuna's ``(study, trial)``
     callbacks, called after each trial (e.g. a progress bar).
+
+    ``enqueue``: settings to run first (names of :data:`~lrtune.tune.KNOWN_GOOD` settings or dicts, see
+    :func:`~lrtune.tune.fixed_params`), each once per study however often the command runs.
+    ``lr_from_range_test`` (a suggestion's name: ``"valley"``, ``"steepest"`` or ``"minimum_over_10"``): before the
+    first trial, an LR range test of ``range_test_steps`` updates per distinct optimizer of the space's recipes,
+    and each recipe's LRs are the space's LR range moved so that its geometric centre is that suggestion (the
+    range's width is kept). The suggestions are stored in the study, so resumed and parallel workers use the same.
+    Each trial records its training ``updates`` and ``train_seconds`` (the compute it used, pruned or not).
     """
     if not heartbeat > 0:
         raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
@@ -122,15 +134,26 @@ def run_sweep(
     the_study.set_user_attr("workload", workload)
     the_study.set_user_attr("workload_options", options)
     the_study.set_user_attr("seed", seed)
+    factors = None
+    if lr_from_range_test is not None:
+        factors = _lr_factors(the_study, task, checked, lr_from_range_test, range_test_steps, defaults, seed)
+    for entry in enqueue or []:
+        params = fixed_params(entry, checked, defaults, factors)
+        lr = (KNOWN_GOOD[entry] if isinstance(entry, str) else entry)["lr"]
+        the_study.enqueue_trial(params, user_attrs={"fixed_lr": float(lr)}, skip_if_exists=True)
 
     def objective(trial: Any) -> float:
-        config = suggest(trial, checked, defaults)
+        config = suggest(trial, checked, defaults, factors)
         trial.set_user_attr("config", config)
         total = config["steps"]
 
         reported: set[int] = set()
+        updates = 0
 
         def report(line: dict[str, Any]) -> None:
+            nonlocal updates
+            if "loss" in line:
+                updates = line["step"]
             if "eval" in line:
                 # step = the evaluation's index: trials are compared at equal fractions of their schedules (the
                 # final evaluation of a run whose length evals_per_trial does not divide falls on the last index)
@@ -142,17 +165,22 @@ def run_sweep(
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at update {line['step']}")
 
-        record = train(
-            task,
-            optimizer=config["optimizer"],
-            schedule=config["schedule"],
-            steps=total,
-            batch_size=config["batch_size"],
-            seed=seed,
-            eval_every=max(1, total // evals_per_trial),
-            max_grad_norm=config["max_grad_norm"],
-            callback=report,
-        )
+        began = time.perf_counter()
+        try:
+            record = train(
+                task,
+                optimizer=config["optimizer"],
+                schedule=config["schedule"],
+                steps=total,
+                batch_size=config["batch_size"],
+                seed=seed,
+                eval_every=max(1, total // evals_per_trial),
+                max_grad_norm=config["max_grad_norm"],
+                callback=report,
+            )
+        finally:
+            trial.set_user_attr("updates", updates)
+            trial.set_user_attr("train_seconds", time.perf_counter() - began)
         trial.set_user_attr("status", record.status)
         trial.set_user_attr("final_metrics", record.final_metrics)
         if record.status == "diverged" or "valid_loss" not in record.final_metrics:
@@ -163,6 +191,49 @@ def run_sweep(
         the_study.optimize(objective, n_trials=trials, catch=(), callbacks=callbacks)
     write_results(the_study, out_dir)
     return the_study
+
+
+def _lr_factors(
+    study: Any,
+    task: Any,
+    space: dict[str, Any],
+    suggestion: str,
+    num_steps: int,
+    defaults: dict[str, Any],
+    seed: int,
+) -> dict[str, float]:
+    """Per recipe, the factor that moves the space's LR centre onto the range test's suggestion (stored in the
+    study: computed by the first worker, read by the others and on resume)."""
+    names = ("valley", "steepest", "minimum_over_10")
+    if suggestion not in names:
+        raise ValueError(f"lr_from_range_test must be one of {names}, got {suggestion!r}")
+    stored = study.user_attrs.get("range_test")
+    recipes = space.get("optimizer", ["adam"])
+    if stored is not None and (stored["suggestion"] != suggestion or set(stored["lr"]) != set(recipes)):
+        raise ValueError(
+            f"study {study.study_name!r} centred its LRs on {stored['suggestion']!r} suggestions for "
+            f"{sorted(stored['lr'])}; it cannot continue with {suggestion!r} for {sorted(recipes)}"
+        )
+    if stored is None:
+        if study.trials:
+            raise ValueError(f"study {study.study_name!r} already has trials run without a range test")
+        by_optimizer: dict[str, float] = {}
+        lrs: dict[str, float] = {}
+        for name in recipes:
+            recipe = RECIPES[name]
+            spec = dict(recipe.optimizer, max_grad_norm=recipe.max_grad_norm)
+            key = json.dumps(spec, sort_keys=True)
+            if key not in by_optimizer:
+                logger.info("LR range test for %s (%d updates)", spec, num_steps)
+                result = lr_range_test(
+                    task, optimizer=spec, num_steps=num_steps, batch_size=defaults["batch_size"], seed=seed
+                )
+                by_optimizer[key] = result.suggestions()[suggestion]
+            lrs[name] = by_optimizer[key]
+        stored = {"suggestion": suggestion, "lr": lrs}
+        study.set_user_attr("range_test", stored)
+    centre = lr_centre(space)
+    return {name: lr / centre for name, lr in stored["lr"].items()}
 
 
 def max_warmup_fraction(space: dict[str, Any], default_steps: int) -> float:
