@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KNOWN_GOOD", "RECIPES", "Recipe", "fixed_params", "lr_centre", "load_space", "suggest"]
+__all__ = ["KNOWN_GOOD", "RECIPES", "Recipe", "fixed_params", "load_space", "lr_centre", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -167,10 +167,7 @@ def suggest(
 
 
 def _in_spec(key: str, spec: Any, value: Any) -> None:
-    if isinstance(spec, list):
-        ok = value in spec
-    else:
-        ok = spec["min"] <= value <= spec["max"]
+    ok = value in spec if isinstance(spec, list) else spec["min"] <= value <= spec["max"]
     if not ok:
         raise ValueError(f"enqueued {key}={value!r} is outside the space's {key} {spec!r}")
 
