@@ -303,7 +303,8 @@ def _run(
                 if dist.is_main:
                     module.eval()
                     final = sched.applied_updates == steps
-                    metrics = workload.evaluate(module, final=final) if takes_final else workload.evaluate(module)
+                    evaluate: Callable[..., dict[str, float]] = workload.evaluate  # ``final`` is optional
+                    metrics = evaluate(module, final=final) if takes_final else evaluate(module)
                     module.train()
                 metrics = dist.broadcast(metrics)
                 evals.append({"step": sched.applied_updates, **metrics})
