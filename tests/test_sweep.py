@@ -86,7 +86,7 @@ def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main([*args, "--steps", "20", "--out", str(tmp_path / "rt"), *more]) == 0
     study = optuna.load_study(study_name="lrtune", storage=f"sqlite:///{tmp_path / 'rt' / 'lrtune.db'}")
     assert [t.user_attrs["config"]["recipe"] for t in study.trials[:2]] == ["radam", "adam"]
-    assert study.user_attrs["range_test"]["suggestion"] == "valley"
+    assert study.user_attrs["range_test"]["suggestion"] == "steepest"
     assert main([*args, "--out", str(tmp_path / "y"), "--enqueue", "bert"]) == 2
     assert "unknown known-good setting 'bert'" in capsys.readouterr().out
     (tmp_path / "bad.json").write_text(json.dumps({"lr": [1e-3], "momentum": [0.9]}))
@@ -265,3 +265,45 @@ def test_known_good_settings_run_first_and_lrs_centre_on_the_range_test(
     assert len(noam) == 1  # enqueued once per study
     with pytest.raises(ValueError, match="cannot continue with 'steepest'"):
         run_sweep("digits", space, trials=1, **{**kwargs, "lr_from_range_test": "steepest"})
+
+
+def test_seeds_beta2_schedules_and_run_directories(tmp_path: Path) -> None:
+    space = {"optimizer": ["radam", "algoperf", "sgd_clip"], "lr": [1e-2], "beta2": [0.98, 0.999], "seed": [0, 1]}
+    study = run_sweep(
+        "digits",
+        space,
+        trials=12,
+        out=tmp_path,
+        steps=20,
+        sampler="grid",
+        pruner="none",
+        lr_centres={"radam": 1e-3, "algoperf": 2e-3, "sgd_clip": 0.1},
+        run_dirs=True,
+        diagnostics_for=lambda config: config["recipe"] == "radam",
+    )
+    configs = [t.user_attrs["config"] for t in study.trials]
+    assert len(configs) == 12 and len({json.dumps(c, sort_keys=True) for c in configs}) == 10  # sgd: no beta2
+    for trial, config in zip(study.trials, configs, strict=True):
+        recipe, lr = config["recipe"], config["optimizer"]["lr"]
+        assert lr == pytest.approx({"radam": 1e-3, "algoperf": 2e-3, "sgd_clip": 0.1}[recipe])
+        if recipe == "sgd_clip":
+            assert "betas" not in config["optimizer"]
+        else:
+            assert config["optimizer"]["betas"][1] == trial.params["beta2"]
+        if recipe == "algoperf":
+            assert config["schedule"] == {"name": "warmup_cosine", "warmup_steps": 1, "total_steps": 20}
+        run = tmp_path / "trials" / str(trial.number)
+        saved = json.loads((run / "config.json").read_text())
+        assert saved["seed"] == config["seed"] == trial.params["seed"]
+        assert (run / "diagnostics.jsonl").is_file() == (recipe == "radam")
+    rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert {(r["seed"], r["beta2"]) for r in rows if r["recipe"] == "radam"} == {
+        ("0", "0.98"),
+        ("0", "0.999"),
+        ("1", "0.98"),
+        ("1", "0.999"),
+    }
+    with pytest.raises(ValueError, match=r"lr_centres has no LR for the space's recipes \['sgd_clip'\]"):
+        run_sweep("digits", space, trials=1, out=tmp_path / "x", lr_centres={"radam": 1e-3, "algoperf": 1e-3})
+    with pytest.raises(ValueError, match=r"space\['beta2'\] values must be in \[0.0, 1.0\)"):
+        load_space({"lr": [1e-3], "beta2": [1.0]})

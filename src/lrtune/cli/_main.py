@@ -137,10 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--lr-from-range-test",
         nargs="?",
-        const="valley",
+        const="steepest",
         default=None,
         choices=["valley", "steepest", "minimum_over_10"],
-        help="centre each recipe's LR range on an LR range test's suggestion (default: valley)",
+        help="centre each recipe's LR range on an LR range test's suggestion (default: steepest)",
     )
     sweep.add_argument("--out", type=Path, default=Path("sweep"))
     sweep.set_defaults(func=_sweep_command)

@@ -7,13 +7,16 @@ A space is a dict (or a JSON file)::
      "warmup_steps": {"min": 0, "max": 8000, "scaling": "log1p"},     # or {"fraction_of_total": [0, 0.1]}
      "total_steps": [500, 1000],
      "batch_size": [32, 64, 128],
-     "max_grad_norm": [0.5, 1.0]}
+     "max_grad_norm": [0.5, 1.0],
+     "beta2": [0.98, 0.999],                                           # Adam-family recipes only
+     "seed": [0, 1]}                                                   # repeats, for the spread
 
 A list is a categorical choice; ``{"min", "max", "scaling"}`` a range (``linear``, ``log``, or ``log1p`` for
 ranges that include 0; integers when both ends are integers). ``optimizer`` names a *recipe*: an optimizer plus
 whether it warms up and clips (:data:`RECIPES`). The warm-up is sampled only for recipes that warm up
 (conditional parameter), and ``sgd_clip`` clips at 1.0 unless ``max_grad_norm`` is searched. Every trial's LR
-schedule is a linear warm-up (possibly of 0 updates) followed by linear decay to 0 at ``total_steps``.
+schedule is a linear warm-up (possibly of 0 updates) followed by the recipe's decay to 0 at ``total_steps``
+(linear; cosine for ``algoperf``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ __all__ = ["KNOWN_GOOD", "RECIPES", "Recipe", "fixed_params", "load_space", "lr_
 
 @dataclass(frozen=True)
 class Recipe:
-    """An optimizer spec (without ``lr``), whether the recipe warms up, and its default gradient clipping."""
+    """An optimizer spec (without ``lr``), whether the recipe warms up (and by what share of the run when the
+    space does not search the warm-up), its default gradient clipping and its schedule's shape after warm-up."""
 
     optimizer: dict[str, Any]
     warmup: bool
     max_grad_norm: float | None = None
+    schedule: str = "warmup_linear_decay"
+    warmup_fraction: float = 0.1
 
 
 RECIPES: dict[str, Recipe] = {
@@ -45,6 +51,13 @@ RECIPES: dict[str, Recipe] = {
     "adamw_warmup": Recipe({"name": "adamw", "betas": [0.9, 0.98], "weight_decay": 0.01}, warmup=True),
     "radam": Recipe({"name": "radam", "betas": [0.9, 0.98]}, warmup=False),
     "radam_warmup": Recipe({"name": "radam", "betas": [0.9, 0.98]}, warmup=True),
+    # AlgoPerf's baseline shape: AdamW, linear warm-up over 5 % of the run, cosine decay to 0
+    "algoperf": Recipe(
+        {"name": "adamw", "betas": [0.9, 0.999], "weight_decay": 0.01},
+        warmup=True,
+        schedule="warmup_cosine",
+        warmup_fraction=0.05,
+    ),
 }
 #: Known-good settings that a sweep can try first (``enqueue``): the literature's defaults, as run configs.
 #: ``noam``: the Transformer's Adam (β = (0.9, 0.98)) with Vaswani et al.'s peak LR d^-0.5 · 4000^-0.5 = 7.0e-4
@@ -56,7 +69,7 @@ KNOWN_GOOD: dict[str, dict[str, Any]] = {
     "radam": {"optimizer": "radam", "lr": 1e-3},
     "untuned_warmup": {"optimizer": "adam_warmup", "lr": 1e-3, "warmup_steps": 100},
 }
-KEYS = ("optimizer", "lr", "warmup_steps", "total_steps", "batch_size", "max_grad_norm")
+KEYS = ("optimizer", "lr", "warmup_steps", "total_steps", "batch_size", "max_grad_norm", "beta2", "seed")
 SCALINGS = ("linear", "log", "log1p")
 
 
@@ -95,6 +108,13 @@ def load_space(space: dict[str, Any] | str | os.PathLike[str]) -> dict[str, Any]
             _check_range(key, spec)
         else:
             raise ValueError(f"space[{key!r}] must be a list or a range, got {spec!r}")
+    for key, lo, hi in (("beta2", 0.0, 1.0),):
+        values = space.get(key, [])
+        values = values if isinstance(values, list) else [values["min"], values["max"]]
+        if not all(isinstance(v, (int, float)) and lo <= v < hi for v in values):
+            raise ValueError(f"space[{key!r}] values must be in [{lo}, {hi}), got {space[key]!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in space.get("seed", [])):
+        raise ValueError(f"space['seed'] must be a list of integers, got {space['seed']!r}")
     for name in space.get("optimizer", []):
         if name not in RECIPES:
             raise ValueError(f"space['optimizer'] has an unknown recipe {name!r}; recipes: {', '.join(RECIPES)}")
@@ -153,17 +173,23 @@ def suggest(
         else:
             warmup = int(_suggest_value(trial, "warmup_steps", spec))
     elif recipe.warmup:
-        warmup = max(1, total // 10)
+        warmup = max(1, round(recipe.warmup_fraction * total))
     clip = _suggest_value(trial, "max_grad_norm", space["max_grad_norm"]) if "max_grad_norm" in space else None
     clip = recipe.max_grad_norm if clip is None else clip
-    return {
+    optimizer = {**recipe.optimizer, "lr": lr}
+    if "beta2" in space and "betas" in optimizer:  # conditional: only recipes with Adam's moments sample it
+        optimizer["betas"] = [optimizer["betas"][0], _suggest_value(trial, "beta2", space["beta2"])]
+    config = {
         "recipe": recipe_name,
-        "optimizer": {**recipe.optimizer, "lr": lr},
-        "schedule": {"name": "warmup_linear_decay", "warmup_steps": min(warmup, total - 1), "total_steps": total},
+        "optimizer": optimizer,
+        "schedule": {"name": recipe.schedule, "warmup_steps": min(warmup, total - 1), "total_steps": total},
         "steps": total,
         "batch_size": int(batch),
         "max_grad_norm": clip,
     }
+    if "seed" in space:
+        config["seed"] = int(_suggest_value(trial, "seed", space["seed"]))
+    return config
 
 
 def _in_spec(key: str, spec: Any, value: Any) -> None:

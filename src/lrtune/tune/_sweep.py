@@ -19,6 +19,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,9 @@ def run_sweep(
     enqueue: list[dict[str, Any] | str] | None = None,
     lr_from_range_test: str | None = None,
     range_test_steps: int = 100,
+    lr_centres: dict[str, float] | None = None,
+    run_dirs: bool = False,
+    diagnostics_for: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
@@ -107,7 +111,10 @@ def run_sweep(
     first trial, an LR range test of ``range_test_steps`` updates per distinct optimizer of the space's recipes,
     and each recipe's LRs are the space's LR range moved so that its geometric centre is that suggestion (the
     range's width is kept). The suggestions are stored in the study, so resumed and parallel workers use the same.
+    ``lr_centres`` (recipe → LR) centres each recipe's LRs on a given LR instead (e.g. a per-family grid).
     Each trial records its training ``updates`` and ``train_seconds`` (the compute it used, pruned or not).
+    With ``run_dirs``, trial N's run directory (config, per-update metrics, evaluations) is ``OUT/trials/N``;
+    ``diagnostics_for(config)`` true records diagnostics there too.
     """
     if not heartbeat > 0:
         raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
@@ -135,6 +142,13 @@ def run_sweep(
     the_study.set_user_attr("workload_options", options)
     the_study.set_user_attr("seed", seed)
     factors = None
+    if lr_centres is not None:
+        if lr_from_range_test is not None:
+            raise ValueError("give lr_centres or lr_from_range_test, not both")
+        missing = set(checked.get("optimizer", ["adam"])) - set(lr_centres)
+        if missing:
+            raise ValueError(f"lr_centres has no LR for the space's recipes {sorted(missing)}")
+        factors = {name: lr / lr_centre(checked) for name, lr in lr_centres.items()}
     if lr_from_range_test is not None:
         factors = _lr_factors(the_study, task, checked, lr_from_range_test, range_test_steps, defaults, seed)
     for entry in enqueue or []:
@@ -173,10 +187,12 @@ def run_sweep(
                 schedule=config["schedule"],
                 steps=total,
                 batch_size=config["batch_size"],
-                seed=seed,
+                seed=config.get("seed", seed),
                 eval_every=max(1, total // evals_per_trial),
                 max_grad_norm=config["max_grad_norm"],
                 callback=report,
+                out_dir=out_dir / "trials" / str(trial.number) if run_dirs else None,
+                diagnostics=bool(diagnostics_for is not None and diagnostics_for(config)),
             )
         finally:
             trial.set_user_attr("updates", updates)
@@ -219,6 +235,7 @@ def _lr_factors(
             raise ValueError(f"study {study.study_name!r} already has trials run without a range test")
         by_optimizer: dict[str, float] = {}
         lrs: dict[str, float] = {}
+        began = time.perf_counter()
         for name in recipes:
             recipe = RECIPES[name]
             spec = dict(recipe.optimizer, max_grad_norm=recipe.max_grad_norm)
@@ -230,7 +247,7 @@ def _lr_factors(
                 )
                 by_optimizer[key] = result.suggestions()[suggestion]
             lrs[name] = by_optimizer[key]
-        stored = {"suggestion": suggestion, "lr": lrs}
+        stored = {"suggestion": suggestion, "lr": lrs, "seconds": time.perf_counter() - began}
         study.set_user_attr("range_test", stored)
     centre = lr_centre(space)
     return {name: lr / centre for name, lr in stored["lr"].items()}
@@ -244,8 +261,8 @@ def max_warmup_fraction(space: dict[str, Any], default_steps: int) -> float:
     spec = space.get("warmup_steps")
     totals = space.get("total_steps", [default_steps])
     shortest = min(totals) if isinstance(totals, list) else totals["min"]
-    if spec is None:
-        return 0.1  # the recipes' default: 10 % of the run
+    if spec is None:  # the recipes' defaults
+        return max(RECIPES[r].warmup_fraction for r in recipes if RECIPES[r].warmup)
     if isinstance(spec, dict) and "fraction_of_total" in spec:
         return float(spec["fraction_of_total"][1])
     longest = max(spec) if isinstance(spec, list) else spec["max"]
@@ -298,6 +315,9 @@ def write_results(study: Any, out_dir: Path) -> None:
                 "total_steps": config.get("steps"),
                 "batch_size": config.get("batch_size"),
                 "max_grad_norm": config.get("max_grad_norm"),
+                "beta2": (config.get("optimizer", {}).get("betas") or [None, None])[1],
+                "seed": config.get("seed", study.user_attrs.get("seed", 0)),
+                "updates": t.user_attrs.get("updates"),
                 "status": t.user_attrs.get("status"),
                 "params": json.dumps(t.params),
             }
@@ -324,8 +344,8 @@ def write_results(study: Any, out_dir: Path) -> None:
     run = {
         "workload": study.user_attrs.get("workload"),
         "workload_options": study.user_attrs.get("workload_options", {}),
-        **config,
         "seed": study.user_attrs.get("seed", 0),
+        **config,
         "eval_every": None,
     }
     (out_dir / "best.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
