@@ -283,6 +283,11 @@ def test_seeds_beta2_schedules_and_run_directories(tmp_path: Path) -> None:
     )
     configs = [t.user_attrs["config"] for t in study.trials]
     assert len(configs) == 12 and len({json.dumps(c, sort_keys=True) for c in configs}) == 10  # sgd: no beta2
+    twins = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(twins) == 2 and all(t.user_attrs["updates"] == 0 for t in twins)
+    for twin in twins:
+        original = study.trials[twin.user_attrs["duplicate_of"]]
+        assert original.user_attrs["config"] == twin.user_attrs["config"] and original.value == twin.value
     for trial, config in zip(study.trials, configs, strict=True):
         recipe, lr = config["recipe"], config["optimizer"]["lr"]
         assert lr == pytest.approx({"radam": 1e-3, "algoperf": 2e-3, "sgd_clip": 0.1}[recipe])
@@ -292,7 +297,7 @@ def test_seeds_beta2_schedules_and_run_directories(tmp_path: Path) -> None:
             assert config["optimizer"]["betas"][1] == trial.params["beta2"]
         if recipe == "algoperf":
             assert config["schedule"] == {"name": "warmup_cosine", "warmup_steps": 1, "total_steps": 20}
-        run = tmp_path / "trials" / str(trial.number)
+        run = tmp_path / "trials" / str(trial.user_attrs.get("duplicate_of", trial.number))
         saved = json.loads((run / "config.json").read_text())
         assert saved["seed"] == config["seed"] == trial.params["seed"]
         assert (run / "diagnostics.jsonl").is_file() == (recipe == "radam")

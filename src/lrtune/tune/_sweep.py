@@ -112,7 +112,9 @@ def run_sweep(
     and each recipe's LRs are the space's LR range moved so that its geometric centre is that suggestion (the
     range's width is kept). The suggestions are stored in the study, so resumed and parallel workers use the same.
     ``lr_centres`` (recipe → LR) centres each recipe's LRs on a given LR instead (e.g. a per-family grid).
-    Each trial records its training ``updates`` and ``train_seconds`` (the compute it used, pruned or not).
+    Each trial records its training ``updates`` and ``train_seconds`` (the compute it used, pruned or not); a
+    trial whose run config equals a completed trial's (a grid over parameters that its recipe does not use) is not
+    trained again: it records ``duplicate_of`` and that trial's value.
     With ``run_dirs``, trial N's run directory (config, per-update metrics, evaluations) is ``OUT/trials/N``;
     ``diagnostics_for(config)`` true records diagnostics there too.
     """
@@ -160,6 +162,15 @@ def run_sweep(
         config = suggest(trial, checked, defaults, factors)
         trial.set_user_attr("config", config)
         total = config["steps"]
+        # a grid over conditional parameters repeats runs (e.g. beta2 for SGD): a finished twin's result is reused
+        for twin in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if twin.user_attrs.get("config") == config and "duplicate_of" not in twin.user_attrs:
+                for key in ("status", "final_metrics"):
+                    trial.set_user_attr(key, twin.user_attrs.get(key))
+                trial.set_user_attr("duplicate_of", twin.number)
+                trial.set_user_attr("updates", 0)
+                trial.set_user_attr("train_seconds", 0.0)
+                return float(twin.value)
 
         reported: set[int] = set()
         updates = 0
