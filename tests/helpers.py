@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -159,3 +160,30 @@ TORCH_OPTIMIZER_CASES = [
 
 def max_abs_diff(a: list[torch.nn.Parameter], b: list[torch.nn.Parameter]) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+def open_in_chromium(page: Path, tmp_path: Path) -> tuple[int, int, int]:
+    """Load a copy of an HTML page with a probe appended in headless Chromium: (images decoded, images, errors)."""
+    import re
+    import subprocess
+
+    probe = """<script>
+    window.errors = [];
+    window.addEventListener("error", e => window.errors.push(String(e.message || e.type)), true);
+    window.addEventListener("load", () => {
+      const images = Array.from(document.images);
+      const ok = images.filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length;
+      document.title = "probe " + ok + "/" + images.length + " errors " + window.errors.length;
+    });
+    </script>"""
+    text = page.read_text(encoding="utf-8").replace("<head>", "<head>" + probe, 1)
+    copy = tmp_path / "probed.html"
+    copy.write_text(text, encoding="utf-8")
+    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]
+    done = subprocess.run([*cmd, copy.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (title,) = re.findall(r"<title>(.*?)</title>", done.stdout)
+    found = re.fullmatch(r"probe (\d+)/(\d+) errors (\d+)", title)
+    assert found is not None, title
+    ok, total, errors = (int(x) for x in found.groups())
+    return ok, total, errors

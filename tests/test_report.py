@@ -6,10 +6,10 @@ import base64
 import html
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import open_in_chromium
 
 import lrtune
 from lrtune.cli import main
@@ -50,22 +50,5 @@ def test_bad_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium (make test installs it as root)")
 def test_report_opens_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    """Load a copy with a probe appended: it titles the page with the images that decoded and any error."""
-    probe = """<script>
-    window.errors = [];
-    window.addEventListener("error", e => window.errors.push(String(e.message || e.type)), true);
-    window.addEventListener("load", () => {
-      const images = Array.from(document.images);
-      const ok = images.filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length;
-      document.title = "probe " + ok + "/" + images.length + " errors " + window.errors.length;
-    });
-    </script>"""
-    page = report.read_text(encoding="utf-8").replace("<head>", "<head>" + probe, 1)
-    copy = tmp_path / "probed.html"
-    copy.write_text(page, encoding="utf-8")
-    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom"]
-    done = subprocess.run([*cmd, copy.as_uri()], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (title,) = re.findall(r"<title>(.*?)</title>", done.stdout)
-    ok, total, errors = re.fullmatch(r"probe (\d+)/(\d+) errors (\d+)", title).groups()  # type: ignore[union-attr]
-    assert int(total) >= 6 and ok == total and errors == "0", title
+    ok, total, errors = open_in_chromium(report, tmp_path)
+    assert total >= 6 and ok == total and errors == 0, (ok, total, errors)

@@ -144,7 +144,148 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--out", type=Path, default=Path("sweep"))
     sweep.set_defaults(func=_sweep_command)
+    study = sub.add_parser("study", help="compare SGD+clip, Adam (± warm-up), RAdam (± warm-up), AlgoPerf's AdamW")
+    study.add_argument("--workload", default="translation-de-en")
+    study.add_argument("--preset", default="quick", choices=["quick", "standard", "paper"])
+    study.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
+    study.add_argument("--seeds", type=int, default=None, help="seeds per setting (default: the preset's, 2)")
+    study.add_argument(
+        "--workload-option", action="append", default=[], metavar="KEY=VALUE", help="a workload option, repeatable"
+    )
+    study.add_argument("--out", type=Path, default=Path("study"))
+    study.set_defaults(func=_study_command)
+    auto = sub.add_parser("auto", help="choose peak LR, warm-up and schedule for a budget without a grid")
+    auto.add_argument("--workload", default="translation-de-en")
+    auto.add_argument("--steps", type=int, default=None, help="the budget in updates (default: the workload's hint)")
+    auto.add_argument("--batch-size", type=int, default=64)
+    auto.add_argument("--optimizer", default="adam", choices=["adam", "radam"])
+    auto.add_argument("--beta2", type=float, default=0.98)
+    auto.add_argument("--candidates", type=int, default=3, help="peak LRs compared by successive halving")
+    auto.add_argument("--seed", type=int, default=0)
+    auto.add_argument(
+        "--workload-option", action="append", default=[], metavar="KEY=VALUE", help="a workload option, repeatable"
+    )
+    auto.add_argument("--train", action="store_true", help="also train the chosen config for the whole budget")
+    auto.add_argument("--out", type=Path, default=Path("auto"))
+    auto.set_defaults(func=_auto_command)
     return parser
+
+
+def _auto_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..study import auto
+    from ._train import _workload_options
+
+    console = Console()
+    try:
+        with console.status(f"lrtune auto on {args.workload}: range test and candidate LRs"):
+            result = auto(
+                args.workload,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                optimizer=args.optimizer,
+                beta2=args.beta2,
+                candidates=args.candidates,
+                seed=args.seed,
+                workload_options=_workload_options(args.workload_option),
+                out=args.out,
+                train_final=args.train,
+            )
+    except (ValueError, OSError) as e:
+        console.print(f"[red]lrtune auto:[/red] {e}")
+        return 2
+    console.print(f"range test: {', '.join(f'{k} {v:.3g}' for k, v in result.suggestions.items())}")
+    for c in result.candidates:
+        console.print(f"  lr {c['lr']:.3g}: valid loss " + " → ".join(f"{v:.4g}" for v in c["valid_loss"]))
+    config = result.config
+    console.print(
+        f"chosen: {config['optimizer']['name']} lr {config['optimizer']['lr']:.3g}, warm-up "
+        f"{config['schedule']['warmup_steps']} of {config['steps']} updates, linear decay; {result.updates} updates "
+        f"spent choosing; config in {args.out / 'auto.json'} (lrtune train --config {args.out / 'auto.json'})"
+    )
+    if result.final is not None:
+        console.print(f"full run: {result.final['status']}, {result.final['metrics']}")
+    return 0
+
+
+def _study_command(args: argparse.Namespace) -> int:
+    import math
+
+    import matplotlib
+    import optuna
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ..study import PRESETS, run_study, study_space
+    from ..study._report import LABELS
+    from ..study._study import grid_size
+    from ._train import _workload_options
+
+    matplotlib.use("Agg")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console = Console()
+    total = grid_size(study_space(PRESETS[args.preset]))
+    if args.seeds is not None and args.seeds >= 1:
+        total = total // len(PRESETS[args.preset].seeds) * args.seeds
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"))
+    try:
+        options = _workload_options(args.workload_option)
+        with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task(f"study {args.preset} on {args.workload}", total=total, info="")
+
+            def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                done = sum(t.state.is_finished() for t in study.trials)
+                values = [t.value for t in study.trials if t.value is not None and math.isfinite(t.value)]
+                progress.update(task, completed=done, info=f"best valid loss {min(values):.4g}" if values else "")
+
+            summary = run_study(
+                args.workload,
+                preset=args.preset,
+                out=args.out,
+                storage=args.storage,
+                seeds=args.seeds,
+                workload_options=options,
+                callbacks=[advance],
+            )
+    except (ValueError, OSError) as e:
+        console.print(f"[red]lrtune study:[/red] {e}")
+        return 2
+    console.print(_plain_summary(summary, LABELS))
+    console.print(f"report: {args.out / 'report.html'}; numbers: {args.out / 'summary.json'}")
+    return 0
+
+
+def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> str:
+    """The study's outcome in a few lines of text."""
+    rec = summary.get("recommendation")
+    if not rec:
+        return "no recommendation: no setting finished with a finite validation loss"
+    lines = [
+        f"{len(summary['runs'])} runs, {summary['compute']['updates']} updates, "
+        f"{summary['compute']['seconds']:.0f} s of training, {summary['diverged_runs']} diverged; "
+        f"target valid loss {summary['target_valid_loss']:.4g}",
+        "recipe                                 best lr   valid loss (mean, seeds)   LRs within 5 %   diverged",
+    ]
+    for recipe in summary["ranking"]:
+        info = summary["recipes"][recipe]
+        loss = info["best_mean_valid_loss"]
+        lines.append(
+            f"{labels.get(recipe, recipe):38s} {info['best_lr'] or float('nan'):8.3g}   {loss:8.4f}"
+            f"{'':18s}{len(info['lrs_within_5pct']):>5d}{'':12s}{info['diverged_runs']}/{info['runs']}"
+        )
+    lines.append(
+        f"recommendation: {labels.get(rec['recipe'], rec['recipe'])}, peak LR {rec['lr']:.3g}, warm-up "
+        f"{rec['warmup_steps']} updates, schedule {rec['schedule']['name']} (valid loss {rec['mean_valid_loss']:.4f})"
+    )
+    return "\n".join(lines)
 
 
 def _sweep_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,152 @@
+"""``lrtune auto``: settings for a budget without a grid.
+
+1. An LR range test (``range_test_steps`` updates) gives the steepest-descent LR s.
+2. The warm-up is not tuned: Adam gets Ma & Yarats' untuned warm-up of 2/(1 − β2) updates (linear), RAdam none
+   (its rectification is the warm-up); the LR then decays linearly to 0 at the budget's end.
+3. Successive halving among ``candidates`` peak LRs s · 10^(−k/2), k = 0 … candidates − 1 (the range test's
+   steepest point is often above the best peak LR for a full run): every candidate trains the first
+   ``check_fraction / 2`` of the budget on the real schedule, the better half continues (from its checkpoint) to
+   ``check_fraction``, and the candidate with the lowest validation loss there wins.
+
+The result is a run config that ``lrtune train --config`` runs, plus the evidence (the range test's
+suggestions, each candidate's validation losses, the compute used in optimizer updates).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._validate import check_choice, check_steps
+from ..runner import train
+from ..tune import lr_range_test
+from ..workloads import Workload, get_workload
+from ..workloads import workload_options as options_of
+
+__all__ = ["AutoResult", "auto"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AutoResult:
+    """The chosen run ``config`` (for :func:`lrtune.train` / ``lrtune train --config``) and the evidence."""
+
+    config: dict[str, Any]
+    suggestions: dict[str, float]
+    candidates: list[dict[str, Any]]
+    updates: int  # compute spent choosing: range test + candidates' updates
+    range_test_updates: int
+    final: dict[str, Any] | None = field(default=None)  # the full run's outcome, with train_final=True
+
+
+def _untuned_warmup(beta2: float, steps: int) -> int:
+    return min(round(2.0 / (1.0 - beta2)), steps // 2)
+
+
+def auto(
+    workload: str | Workload,
+    *,
+    steps: int | None = None,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    beta2: float = 0.98,
+    candidates: int = 3,
+    check_fraction: float = 0.25,
+    range_test_steps: int = 100,
+    max_grad_norm: float | None = None,
+    seed: int = 0,
+    workload_options: dict[str, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    train_final: bool = False,
+) -> AutoResult:
+    """Choose peak LR, warm-up and schedule for ``steps`` updates of ``workload`` (a name or a
+    :class:`~lrtune.workloads.Workload`, e.g. your own model and data) without a grid; see the module doc.
+
+    ``optimizer`` is ``"adam"`` (β = (0.9, ``beta2``), untuned warm-up) or ``"radam"`` (no warm-up).
+    ``workload_options`` build a named workload. With ``train_final``, the chosen config is also trained for
+    the whole budget (``final`` holds its outcome).
+    Candidate runs are written under ``out`` (a temporary directory if not given).
+    """
+    check_choice("optimizer", optimizer, ("adam", "radam"))
+    if not 0.0 < beta2 < 1.0:
+        raise ValueError(f"beta2 must be in (0, 1), got {beta2!r}")
+    candidates = check_steps("candidates", candidates, minimum=1)
+    if not 0.0 < check_fraction < 1.0:
+        raise ValueError(f"check_fraction must be in (0, 1), got {check_fraction!r}")
+    task = get_workload(workload, **(workload_options or {})) if isinstance(workload, str) else workload
+    total = check_steps("steps", task.step_hint if steps is None else steps, minimum=4)
+    spec = {"name": optimizer, "betas": [0.9, beta2]}
+    if max_grad_norm is not None:
+        spec["max_grad_norm"] = max_grad_norm
+    result = lr_range_test(task, optimizer=spec, num_steps=range_test_steps, batch_size=batch_size, seed=seed)
+    suggestions = result.suggestions()
+    warmup = _untuned_warmup(beta2, total) if optimizer == "adam" else 0
+    schedule = {"name": "warmup_linear_decay", "warmup_steps": warmup, "total_steps": total}
+    updates = len(result.lrs)
+    lrs = [suggestions["steepest"] * 10 ** (-k / 2) for k in range(candidates)]
+    logger.info("auto: range test suggests %s; candidates %s", suggestions, lrs)
+    check = max(2, math.ceil(check_fraction * total))
+    rungs = [max(1, check // 2), check] if candidates > 2 else [check]
+    pool = [{"lr": lr, "valid_loss": [], "status": "running"} for lr in lrs]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(out) if out is not None else Path(tmp)
+        alive = list(range(len(pool)))
+        for r, rung in enumerate(rungs):
+            for i in alive:
+                record = train(
+                    task,
+                    optimizer={**spec, "lr": pool[i]["lr"]},
+                    schedule=schedule,
+                    steps=rung,
+                    batch_size=batch_size,
+                    seed=seed,
+                    max_grad_norm=None,
+                    out_dir=root / f"candidate-{i}",
+                    checkpoint_every=rung,
+                    resume=r > 0,
+                )
+                done = record.steps - (rungs[r - 1] if r > 0 else 0)
+                updates += max(0, done)
+                loss = record.final_metrics.get("valid_loss", math.inf)
+                pool[i]["valid_loss"].append(loss if record.status == "completed" else math.inf)
+                pool[i]["status"] = record.status
+            if r < len(rungs) - 1:
+                alive.sort(key=lambda i: pool[i]["valid_loss"][-1])
+                alive = alive[: max(1, math.ceil(len(alive) / 2))]
+        best = min(alive, key=lambda i: pool[i]["valid_loss"][-1])
+    if not math.isfinite(pool[best]["valid_loss"][-1]):
+        raise ValueError(f"every candidate LR diverged ({[c['lr'] for c in pool]}): lower the range test's end")
+    config = {
+        "workload": task.name,
+        "workload_options": options_of(task),
+        "optimizer": {**spec, "lr": pool[best]["lr"]},
+        "schedule": schedule,
+        "steps": total,
+        "batch_size": batch_size,
+        "seed": seed,
+        "eval_every": None,
+        "max_grad_norm": None,
+    }
+    outcome = AutoResult(config, suggestions, pool, updates, len(result.lrs))
+    if train_final:
+        record = train(
+            task,
+            optimizer=config["optimizer"],
+            schedule=schedule,
+            steps=total,
+            batch_size=batch_size,
+            seed=seed,
+            out_dir=None if out is None else Path(out) / "final",
+        )
+        outcome.final = {"status": record.status, "metrics": record.final_metrics, "seconds": record.seconds}
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "auto.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return outcome

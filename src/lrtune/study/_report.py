@@ -1,0 +1,293 @@
+"""The study's report: one self-contained HTML page (PNG figures as data URIs, no script) and the figures as files.
+
+Figures: final validation loss and BLEU against the peak LR per recipe (mean over seeds, bars from the best to
+the worst seed; diverged settings marked at the top), the learning curves of each recipe's best run, the
+gradient histograms of the first updates with and without warm-up (the RAdam paper's Figure 2), and RAdam's
+rectification term r_t for β2 = 0.98 and 0.999 next to the untuned warm-up and the study's linear warm-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .._rectification import rectification
+from ..diagnostics import load_records, plot_gradient_histograms
+from ..diagnostics._plot import _pyplot
+
+__all__ = ["plot_lr_sensitivity", "plot_rectification", "write_study_report"]
+
+LABELS = {
+    "sgd_clip": "SGD + momentum + clip",
+    "adam": "Adam, no warm-up",
+    "adam_warmup": "Adam + warm-up",
+    "radam": "RAdam, no warm-up",
+    "radam_warmup": "RAdam + warm-up",
+    "algoperf": "AdamW + warm-up + cosine (AlgoPerf)",
+}
+
+
+def _label(recipe: str) -> str:
+    return LABELS.get(recipe, recipe)
+
+
+def plot_lr_sensitivity(summary: dict[str, Any], metric: str = "valid_loss") -> Any:
+    """Final ``valid_loss`` (or ``bleu``) against the peak LR, one line per recipe (and β2 / warm-up when the
+    study varied them): the seeds' mean with bars to the best and worst seed; diverged settings as ✕ at the top."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    series: dict[str, list[dict[str, Any]]] = {}
+    betas = {s["beta2"] for s in summary["settings"] if s["beta2"] is not None}
+    warmups = {s["warmup_steps"] for s in summary["settings"] if s["warmup_steps"]}
+    steps = {s["steps"] for s in summary["settings"]}
+    for s in summary["settings"]:
+        name = _label(s["recipe"])
+        if len(betas) > 1 and s["beta2"] is not None:
+            name += f", β2={s['beta2']}"
+        if len(warmups) > 1 and s["warmup_steps"]:
+            name += f", warm-up {s['warmup_steps']}"
+        if len(steps) > 1:
+            name += f", {s['steps']} updates"
+        series.setdefault(name, []).append(s)
+    finite = [s for s in summary["settings"] if math.isfinite(s["mean_valid_loss"])]
+    top = None
+    if metric == "valid_loss" and finite:
+        top = max(s["max_valid_loss"] for s in finite) * 1.03
+    for name, points in series.items():
+        points.sort(key=lambda s: s["lr"])
+        if metric == "valid_loss":
+            ok = [p for p in points if math.isfinite(p["mean_valid_loss"])]
+            mean = [p["mean_valid_loss"] for p in ok]
+            low = [p["mean_valid_loss"] - p["min_valid_loss"] for p in ok]
+            high = [p["max_valid_loss"] - p["mean_valid_loss"] for p in ok]
+            line = ax.errorbar([p["lr"] for p in ok], mean, yerr=[low, high], marker="o", capsize=3, label=name)
+            bad = [p for p in points if not math.isfinite(p["mean_valid_loss"])]
+            if bad and top is not None:
+                ax.plot([p["lr"] for p in bad], [top] * len(bad), "x", color=line[0].get_color(), markersize=9)
+        else:
+            ok = [p for p in points if p["mean_bleu"] is not None]
+            ax.plot([p["lr"] for p in ok], [p["mean_bleu"] for p in ok], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("final validation loss (mean over seeds)" if metric == "valid_loss" else "BLEU (mean over seeds)")
+    if metric == "valid_loss" and "target_valid_loss" in summary:
+        ax.axhline(summary["target_valid_loss"], color="grey", linestyle=":", linewidth=1, label="target")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(summary: dict[str, Any], out_dir: Path) -> Any | None:
+    """Training loss (moving average over 10 updates) and validation loss of each recipe's best run."""
+    plt = _pyplot()
+    best_runs = []
+    for recipe, info in summary.get("recipes", {}).items():
+        candidates = [r for r in summary["runs"] if r["recipe"] == recipe and r["lr"] == info["best_lr"]]
+        if candidates:
+            best_runs.append(min(candidates, key=lambda r: r["valid_loss"]))
+    if not best_runs:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for run in best_runs:
+        path = out_dir / run["run_dir"] / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+        losses = [(x["step"], x["loss"]) for x in lines if "loss" in x]
+        smooth, acc = [], []
+        for step, loss in losses:
+            acc.append(loss)
+            smooth.append((step, sum(acc[-10:]) / len(acc[-10:])))
+        label = f"{_label(run['recipe'])}, lr {run['lr']:.2g}"
+        left.plot([s for s, _ in smooth], [v for _, v in smooth], label=label)
+        right.plot([e["step"] for e in run["evals"]], [e["valid_loss"] for e in run["evals"]], marker="o", label=label)
+    left.set_title("training loss (10-update mean)")
+    right.set_title("validation loss")
+    for ax in (left, right):
+        ax.set_xlabel("optimizer update")
+        ax.grid(alpha=0.3)
+    if "target_valid_loss" in summary:
+        right.axhline(summary["target_valid_loss"], color="grey", linestyle=":", linewidth=1, label="target")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rectification(
+    betas: tuple[float, ...] = (0.98, 0.999), steps: int = 1000, warmup: int | None = None, run: int | None = None
+) -> Any:
+    """RAdam's r_t for each β2 next to the untuned warm-up 1 − exp(−(1 − β2)t) and a linear warm-up: RAdam's
+    implicit warm-up is short for β2 = 0.98 and long for 0.999, so "no warm-up needed" depends on β2."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    t = list(range(1, steps + 1))
+    for beta2 in betas:
+        line = ax.plot(t, [rectification(beta2, s) for s in t], label=f"RAdam r_t, β2={beta2}")[0]
+        ax.plot(
+            t,
+            [1 - math.exp(-(1 - beta2) * s) for s in t],
+            linestyle="--",
+            color=line.get_color(),
+            label=f"untuned warm-up 1−exp(−(1−β2)t), β2={beta2}",
+        )
+    if warmup:
+        ax.plot(t, [min(1.0, s / warmup) for s in t], color="black", linewidth=1, label=f"linear warm-up, {warmup}")
+    if run:
+        ax.axvline(run, color="grey", linestyle=":", linewidth=1, label=f"the study's runs end ({run} updates)")
+    ax.set_xscale("log")
+    ax.set_xlabel("update t")
+    ax.set_ylabel("LR multiplier")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "∞ (diverged)"
+    return format(value, spec)
+
+
+def _recipe_rows(summary: dict[str, Any]) -> str:
+    rows = []
+    for recipe in summary.get("ranking", []):
+        info = summary["recipes"][recipe]
+        low, high = info["best_spread"]
+        width = info["lr_width_decades"]
+        cells = [
+            _label(recipe),
+            _fmt(info["best_lr"], ".3g"),
+            f"{_fmt(info['best_mean_valid_loss'])} ({_fmt(low)}–{_fmt(high)})",
+            _fmt(info["best_mean_bleu"], ".2f"),
+            "none" if width is None else f"{len(info['lrs_within_5pct'])} LRs, {width:.1f} decades",
+            f"{info['runs_reaching_target']}/{info['runs']}",
+            _fmt(info["median_steps_to_target"], ".0f"),
+            f"{info['diverged_runs']}/{info['runs']}",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join(rows)
+
+
+def _diagnostic_runs(summary: dict[str, Any], out_dir: Path) -> list[tuple[str, Any]]:
+    found: dict[str, Any] = {}
+    for run in summary["runs"]:
+        path = out_dir / run["run_dir"] / "diagnostics.jsonl"
+        if path.is_file() and run["recipe"] not in found:
+            found[run["recipe"]] = (f"{_label(run['recipe'])}, lr {run['lr']:.2g}", load_records(path))
+    order = ["adam", "adam_warmup", "radam"]
+    return [found[r] for r in order if r in found]
+
+
+def write_study_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write ``OUT/report.html`` and the figures ``OUT/figures/*.png``; returns the report's path."""
+    out = Path(out_dir)
+    figures_dir = out / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
+    sections: list[tuple[str, str, str]] = []  # (title, file, caption)
+
+    def add(title: str, name: str, fig: Any, caption: str) -> None:
+        if fig is None:
+            return
+        path = figures_dir / name
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        sections.append((title, name, caption))
+
+    add(
+        "Final validation loss vs peak LR",
+        "valid_loss_vs_lr.png",
+        plot_lr_sensitivity(summary),
+        "Robustness at a glance: a recipe whose curve stays low over a wide LR range needs less tuning.",
+    )
+    if any(s["mean_bleu"] is not None for s in summary["settings"]):
+        add("BLEU vs peak LR", "bleu_vs_lr.png", plot_lr_sensitivity(summary, "bleu"), "Test BLEU at the end.")
+    add(
+        "Learning curves of each recipe's best run",
+        "learning_curves.png",
+        plot_learning_curves(summary, out),
+        "The dotted line is the target validation loss of the steps-to-target measure.",
+    )
+    diag = _diagnostic_runs(summary, out)
+    if len(diag) >= 2:
+        add(
+            "Gradient histograms over the first updates (Figure 2 of Liu et al. 2020)",
+            "gradient_histograms.png",
+            plot_gradient_histograms([d for _, d in diag], labels=[n for n, _ in diag]),
+            "Share of gradient elements per |g| bin (x, log10) for each of the first updates (y), at the centre LR.",
+        )
+    settings = summary.get("settings", [])
+    betas = tuple(sorted({s["beta2"] for s in settings if s["beta2"] is not None and s["recipe"].startswith("radam")}))
+    warmups = [s["warmup_steps"] for s in settings if s["recipe"] == "adam_warmup" and s["warmup_steps"]]
+    add(
+        "RAdam's implicit warm-up: r_t vs warm-up schedules",
+        "rectification.png",
+        plot_rectification(
+            tuple(sorted(set(betas) | {0.98, 0.999})),
+            warmup=max(warmups) if warmups else None,
+            run=max(s["steps"] for s in settings) if settings else None,
+        ),
+        f"With β2 = 0.98 r_t is {rectification(0.98, 50):.2f} at update 50 and {rectification(0.98, 200):.2f} at "
+        f"200; with β2 = 0.999 it is {rectification(0.999, 50):.2f} at 50 and {rectification(0.999, 1000):.2f} at "
+        "1000: whether RAdam 'needs no warm-up' depends on β2.",
+    )
+    rec = summary.get("recommendation")
+    if rec:
+        evidence = (
+            f"mean final validation loss {_fmt(rec['mean_valid_loss'])} over seeds (best–worst "
+            f"{_fmt(rec['spread'][0])}–{_fmt(rec['spread'][1])})"
+            + (f", BLEU {rec['mean_bleu']:.2f}" if rec["mean_bleu"] is not None else "")
+            + (f"; runner-up: {_label(rec['runner_up'])}" if rec["runner_up"] else "")
+        )
+        recommendation = (
+            f"<p class='rec'><b>Use {html.escape(_label(rec['recipe']))}</b> with peak LR <b>{rec['lr']:.3g}</b>, "
+            f"warm-up <b>{rec['warmup_steps']}</b> updates, schedule <code>{html.escape(json.dumps(rec['schedule']))}"
+            f"</code>, optimizer <code>{html.escape(json.dumps(rec['optimizer']))}</code>"
+            + (f", gradient clipping at {rec['max_grad_norm']}" if rec["max_grad_norm"] else "")
+            + f".<br>Evidence: {html.escape(evidence)}. The run config is <code>recommended.json</code> "
+            "(<code>lrtune train --config recommended.json</code>).</p>"
+        )
+    else:
+        recommendation = "<p class='rec'>No recommendation: no setting finished with a finite validation loss.</p>"
+    compute = summary["compute"]
+    figures_html = "\n".join(
+        f"<h2>{html.escape(title)}</h2>\n<p>{html.escape(caption)}</p>\n"
+        f'<img alt="{html.escape(title)}" src="data:image/png;base64,'
+        f'{base64.b64encode((figures_dir / name).read_bytes()).decode("ascii")}">'
+        for title, name, caption in sections
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>lrtune study: {html.escape(str(summary.get("workload")))}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;font-size:90%}}img{{max-width:100%}}
+.rec{{background:#eef6ee;border:1px solid #8b8;padding:0.8em}}</style>
+</head><body>
+<h1>lrtune study: {html.escape(str(summary.get("workload")))}, preset {html.escape(str(summary.get("preset")))}</h1>
+<h2>Recommendation</h2>
+{recommendation}
+<h2>Recipes, best first</h2>
+<p>Target validation loss {_fmt(summary.get("target_valid_loss"))} (1.02 × the best mean). "LRs within 5 %": grid LRs
+whose mean final validation loss is within 5 % of the best setting's.</p>
+<table><tr><th>recipe</th><th>best peak LR</th><th>mean valid loss (best–worst seed)</th><th>BLEU</th>
+<th>LRs within 5 % of the best</th><th>runs reaching the target</th><th>median updates to target</th>
+<th>diverged runs</th></tr>
+{_recipe_rows(summary)}
+</table>
+<p>Compute: {len(summary["runs"])} runs, {compute["updates"]} optimizer updates, {compute["seconds"]:.0f} s of
+training; {summary["diverged_runs"]} diverged.</p>
+{figures_html}
+</body></html>
+"""
+    path = out / "report.html"
+    tmp = out / ".report.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path

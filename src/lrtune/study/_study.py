@@ -1,0 +1,331 @@
+"""``lrtune study``: the comparison of the RAdam paper's recipes on a workload, run as a resumable sweep.
+
+The recipes — SGD + momentum + gradient clipping, Adam without warm-up, Adam + linear warm-up, RAdam without
+warm-up, RAdam + warm-up and AlgoPerf's baseline (AdamW, 5 % warm-up, cosine decay) — each run over a log-spaced
+LR grid centred on a per-family LR (SGD's LRs are two orders of magnitude above Adam's), from several seeds, all
+with a decay to 0 at the end of the run. The runs are the trials of one Optuna study on the grid sampler
+(:func:`lrtune.tune.run_sweep`): running the command again continues it, and workers sharing a storage split it.
+
+Two measures per run, as AlgoPerf: the final quality (validation loss, BLEU) and the updates (and seconds) taken
+to reach a target validation loss set from the best runs (1.02 × the best mean final validation loss; a run that
+never reaches it is infinitely slow). The analysis (:func:`analyse`) gives per recipe and LR the mean and spread
+over seeds, the LR range within 5 % of the best (robustness), divergences, compute, and a recommendation: the
+recipe and LR with the lowest mean final validation loss, with its warm-up and schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..tune import RECIPES, run_sweep
+
+__all__ = ["LR_CENTRES", "PRESETS", "Preset", "analyse", "run_study", "study_space"]
+
+logger = logging.getLogger(__name__)
+
+#: The middle of each recipe's LR grid (peak LR): Adam-family LRs near those that train the translation
+#: workload well with a warm-up, SGD's two orders of magnitude higher (its LR multiplies the raw gradient).
+LR_CENTRES: dict[str, float] = {
+    "sgd_clip": 0.3,
+    "adam": 3e-3,
+    "adam_warmup": 3e-3,
+    "radam": 3e-3,
+    "radam_warmup": 3e-3,
+    "algoperf": 3e-3,
+}
+TARGET_FACTOR = 1.02  # target validation loss = this × the best mean final validation loss
+ROBUST_FACTOR = 1.05  # an LR is "within 5 % of the best" when its mean final validation loss is below this × best
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a study runs: recipes × LR grid (factors of each recipe's centre) × seeds (× warm-ups, total updates
+    and β2 when given), ``batch_tokens`` per update, ``evals`` validation evaluations per run, BLEU on
+    ``bleu_pairs`` test sentences at the end of each run."""
+
+    recipes: tuple[str, ...]
+    lr_factors: tuple[float, ...]
+    seeds: tuple[int, ...]
+    steps: tuple[int, ...]
+    batch_tokens: int
+    evals: int
+    bleu_pairs: int | None
+    warmup_steps: tuple[int, ...] | None = None
+    beta2: tuple[float, ...] | None = None
+    diagnostics: bool = True
+
+
+ALL = ("sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf")
+HALF_DECADES = tuple(10 ** (k / 2) for k in range(-2, 3))
+PRESETS: dict[str, Preset] = {
+    # ≤ 10 minutes on 2 CPU cores: 6 recipes × 3 LRs (half a decade apart) × 2 seeds, 80 updates each
+    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0, 1), (80,), 800, 4, 50),
+    # the full comparison: 5 LRs over two decades, warm-up length, run length and RAdam's β2 as axes
+    "standard": Preset(ALL, HALF_DECADES, (0, 1), (400, 800), 1000, 8, 200, (20, 40, 80), (0.98, 0.999)),
+    # the paper's scale on this workload (hours on CPUs; spread it over workers with a shared storage)
+    "paper": Preset(
+        ALL,
+        tuple(10 ** (k / 2) for k in range(-3, 4)),
+        (0, 1, 2),
+        (3000,),
+        2000,
+        10,
+        None,
+        (150, 300, 600),
+        (0.98, 0.999),
+    ),
+}
+
+
+def study_space(preset: Preset) -> dict[str, Any]:
+    """The sweep's search space (a grid) for a preset; LRs are factors of each recipe's centre."""
+    space: dict[str, Any] = {
+        "optimizer": list(preset.recipes),
+        "lr": list(preset.lr_factors),
+        "seed": list(preset.seeds),
+    }
+    if len(preset.steps) > 1:
+        space["total_steps"] = list(preset.steps)
+    if preset.warmup_steps is not None:
+        space["warmup_steps"] = list(preset.warmup_steps)
+    if preset.beta2 is not None:
+        space["beta2"] = list(preset.beta2)
+    return space
+
+
+def grid_size(space: dict[str, Any]) -> int:
+    return math.prod(len(v) for v in space.values())
+
+
+def _diagnose(preset: Preset) -> Callable[[dict[str, Any]], bool]:
+    """Diagnostics (the Figure-2 histograms) for Adam with and without warm-up and RAdam at the grid's middle LR,
+    first seed, first run length and β2."""
+    centre = math.sqrt(min(preset.lr_factors) * max(preset.lr_factors))
+    middle = min(preset.lr_factors, key=lambda f: abs(math.log(f / centre))) / centre
+
+    def wanted(config: dict[str, Any]) -> bool:
+        recipe = config["recipe"]
+        return (
+            preset.diagnostics
+            and recipe in ("adam", "adam_warmup", "radam")
+            and math.isclose(config["optimizer"]["lr"], LR_CENTRES[recipe] * middle, rel_tol=1e-9)
+            and config.get("seed", 0) == preset.seeds[0]
+            and config["steps"] == preset.steps[0]
+            and config["optimizer"]["betas"][1] == (preset.beta2 or (0.98,))[0]
+        )
+
+    return wanted
+
+
+def run_study(
+    workload: str = "translation-de-en",
+    *,
+    preset: str | Preset = "quick",
+    out: str | os.PathLike[str] = "study",
+    storage: str | None = None,
+    seeds: int | None = None,
+    workload_options: dict[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
+    report: bool = True,
+) -> dict[str, Any]:
+    """Run (or continue) the study and write ``OUT/summary.json`` and ``OUT/report.html``; returns the summary.
+
+    ``seeds`` overrides the preset's number of seeds. ``workload_options`` go to the workload (translation's
+    ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial callbacks (e.g. a progress bar).
+    """
+    chosen = PRESETS[preset] if isinstance(preset, str) and preset in PRESETS else preset
+    if not isinstance(chosen, Preset):
+        raise ValueError(f"preset must be one of {sorted(PRESETS)} or a Preset, got {preset!r}")
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds!r}")
+        chosen = Preset(**{**asdict(chosen), "seeds": tuple(range(seeds))})
+    unknown = set(chosen.recipes) - set(RECIPES)
+    if unknown:
+        raise ValueError(f"unknown recipes {sorted(unknown)}; recipes: {', '.join(RECIPES)}")
+    options = dict(workload_options or {})
+    if workload == "translation-de-en" and chosen.bleu_pairs is not None:
+        options.setdefault("bleu_pairs", chosen.bleu_pairs)
+    space = study_space(chosen)
+    out_dir = Path(out)
+    name = preset if isinstance(preset, str) else "custom"
+    study = run_sweep(
+        workload,
+        space,
+        trials=grid_size(space),
+        out=out_dir,
+        sampler="grid",
+        pruner="none",
+        storage=storage,
+        study=f"study-{name}",
+        steps=chosen.steps[0],
+        batch_size=chosen.batch_tokens,
+        evals_per_trial=chosen.evals,
+        workload_options=options,
+        callbacks=callbacks,
+        lr_centres={r: LR_CENTRES.get(r, 1e-3) for r in chosen.recipes},
+        run_dirs=True,
+        diagnostics_for=_diagnose(chosen),
+    )
+    summary = analyse(study, out_dir)
+    summary |= {"workload": workload, "workload_options": options, "preset": name, "preset_settings": asdict(chosen)}
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=_json_default), encoding="utf-8")
+    tmp.replace(out_dir / "summary.json")
+    if summary.get("recommendation"):
+        (out_dir / "recommended.json").write_text(
+            json.dumps(summary["recommendation"]["config"], indent=2), encoding="utf-8"
+        )
+    if report:
+        from ._report import write_study_report
+
+        write_study_report(summary, out_dir)
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _run_evals(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+    return [{"step": x["step"], **x["eval"]} for x in lines if "eval" in x]
+
+
+def analyse(study: Any, out_dir: Path) -> dict[str, Any]:
+    """The study's numbers: runs, per recipe and setting the seeds' mean and spread, target, robustness,
+    divergences, compute and the recommendation (plain data, JSON-ready)."""
+    runs = []
+    for t in study.trials:
+        if t.state.name not in ("COMPLETE", "PRUNED") or "duplicate_of" in t.user_attrs:
+            continue
+        config = t.user_attrs["config"]
+        run_dir = out_dir / "trials" / str(t.number)
+        outcome = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+        metrics = t.user_attrs.get("final_metrics") or {}
+        runs.append(
+            {
+                "trial": t.number,
+                "recipe": config["recipe"],
+                "lr": config["optimizer"]["lr"],
+                "beta2": (config["optimizer"].get("betas") or [None, None])[1],
+                "warmup_steps": config["schedule"]["warmup_steps"],
+                "steps": config["steps"],
+                "seed": config.get("seed", 0),
+                "status": t.user_attrs.get("status"),
+                "valid_loss": t.value if _finite(t.value) else math.inf,
+                "bleu": metrics.get("bleu"),
+                "updates": t.user_attrs.get("updates", 0),
+                "seconds": outcome.get("seconds", t.user_attrs.get("train_seconds", 0.0)),
+                "evals": _run_evals(run_dir),
+                "run_dir": str(run_dir.relative_to(out_dir)),
+                "config": config,
+            }
+        )
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for run in runs:
+        key = (run["recipe"], run["lr"], run["beta2"], run["warmup_steps"], run["steps"])
+        groups.setdefault(key, []).append(run)
+    settings = []
+    for (recipe, lr, beta2, warmup, steps), members in groups.items():
+        losses = [r["valid_loss"] for r in members]
+        finite = [x for x in losses if math.isfinite(x)]
+        bleus = [r["bleu"] for r in members if r["bleu"] is not None]
+        settings.append(
+            {
+                "recipe": recipe,
+                "lr": lr,
+                "beta2": beta2,
+                "warmup_steps": warmup,
+                "steps": steps,
+                "seeds": len(members),
+                "diverged": sum(r["status"] == "diverged" or not math.isfinite(r["valid_loss"]) for r in members),
+                "mean_valid_loss": statistics.fmean(losses) if len(finite) == len(losses) else math.inf,
+                "min_valid_loss": min(finite) if finite else math.inf,
+                "max_valid_loss": max(finite) if finite else math.inf,
+                "mean_bleu": statistics.fmean(bleus) if bleus else None,
+                "trials": [r["trial"] for r in members],
+            }
+        )
+    settings.sort(key=lambda s: (s["recipe"], s["lr"]))
+    finite_settings = [s for s in settings if math.isfinite(s["mean_valid_loss"])]
+    summary: dict[str, Any] = {
+        "runs": runs,
+        "settings": settings,
+        "compute": {"updates": sum(r["updates"] for r in runs), "seconds": sum(r["seconds"] for r in runs)},
+        "diverged_runs": sum(r["status"] == "diverged" for r in runs),
+    }
+    if not finite_settings:
+        summary["recommendation"] = None
+        return summary
+    best = min(finite_settings, key=lambda s: s["mean_valid_loss"])
+    target = TARGET_FACTOR * best["mean_valid_loss"]
+    for run in runs:
+        hit = next((e for e in run["evals"] if e["valid_loss"] <= target), None)
+        run["steps_to_target"] = hit["step"] if hit else None
+        fraction = hit["step"] / run["steps"] if hit else None
+        run["seconds_to_target"] = fraction * run["seconds"] if fraction is not None else None
+    recipes: dict[str, Any] = {}
+    for recipe in dict.fromkeys(s["recipe"] for s in settings):
+        mine = [s for s in settings if s["recipe"] == recipe]
+        good = [s for s in mine if s["mean_valid_loss"] <= ROBUST_FACTOR * best["mean_valid_loss"]]
+        top = min(mine, key=lambda s: s["mean_valid_loss"])
+        reach = [r["steps_to_target"] for r in runs if r["recipe"] == recipe and r["steps_to_target"] is not None]
+        recipes[recipe] = {
+            "best_lr": top["lr"] if math.isfinite(top["mean_valid_loss"]) else None,
+            "best_mean_valid_loss": top["mean_valid_loss"],
+            "best_spread": [top["min_valid_loss"], top["max_valid_loss"]],
+            "best_mean_bleu": top["mean_bleu"],
+            "lrs_within_5pct": sorted({s["lr"] for s in good}),
+            "lr_width_decades": math.log10(max(s["lr"] for s in good) / min(s["lr"] for s in good)) if good else None,
+            "diverged_runs": sum(s["diverged"] for s in mine),
+            "runs": sum(s["seeds"] for s in mine),
+            "runs_reaching_target": len(reach),
+            "median_steps_to_target": statistics.median(reach) if reach else None,
+        }
+    ranked = sorted(recipes, key=lambda r: recipes[r]["best_mean_valid_loss"])
+    winner = min(runs, key=lambda r: (r["recipe"] != best["recipe"] or r["lr"] != best["lr"], r["valid_loss"]))
+    config = {k: v for k, v in winner["config"].items() if k != "recipe"}
+    summary |= {
+        "target_valid_loss": target,
+        "recipes": recipes,
+        "ranking": ranked,
+        "recommendation": {
+            "recipe": best["recipe"],
+            "lr": best["lr"],
+            "beta2": best["beta2"],
+            "warmup_steps": best["warmup_steps"],
+            "steps": best["steps"],
+            "schedule": winner["config"]["schedule"],
+            "optimizer": winner["config"]["optimizer"],
+            "max_grad_norm": winner["config"].get("max_grad_norm"),
+            "mean_valid_loss": best["mean_valid_loss"],
+            "spread": [best["min_valid_loss"], best["max_valid_loss"]],
+            "mean_bleu": best["mean_bleu"],
+            "runner_up": ranked[1] if len(ranked) > 1 else None,
+            "config": {
+                "workload": study.user_attrs.get("workload"),
+                "workload_options": study.user_attrs.get("workload_options", {}),
+                **config,
+                "eval_every": None,
+            },
+        },
+    }
+    return summary

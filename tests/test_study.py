@@ -1,0 +1,147 @@
+"""lrtune study and lrtune auto, end to end on real data (a small slice of the translation corpus)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+from helpers import open_in_chromium
+
+from lrtune.cli import main
+from lrtune.cli._main import _plain_summary
+from lrtune.study import PRESETS, Preset, auto, run_study, study_space
+from lrtune.study._report import LABELS
+from lrtune.study._study import grid_size
+
+SLICE = {"max_train_pairs": 2000, "max_eval_pairs": 24, "vocab_size": 1000, "bleu_pairs": 8}
+SMOKE = Preset(("adam", "adam_warmup"), (0.3, 1.0), (0, 1), (12,), 400, 2, 8)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smoke study interrupted after three runs, then run again to the end."""
+    out = tmp_path_factory.mktemp("study")
+    seen: list[int] = []
+
+    def stop_after_three(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        seen.append(trial.number)
+        if len(seen) == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_study("translation-de-en", preset=SMOKE, out=out, workload_options=SLICE, callbacks=[stop_after_three])
+    first = {n: (out / "trials" / str(n) / "run.json").stat().st_mtime_ns for n in seen}
+    run_study("translation-de-en", preset=SMOKE, out=out, workload_options=SLICE)
+    (out / "first_runs.json").write_text(json.dumps(first))
+    return out
+
+
+def test_the_study_resumes_without_redoing_finished_runs(study_dir: Path) -> None:
+    study = optuna.load_study(study_name="study-custom", storage=f"sqlite:///{study_dir / 'lrtune.db'}")
+    assert len(study.trials) == 8 == grid_size(study_space(SMOKE))  # 2 recipes × 2 LRs × 2 seeds, each once
+    params = [json.dumps(t.params, sort_keys=True) for t in study.trials]
+    assert len(set(params)) == 8 and all(t.state.name == "COMPLETE" for t in study.trials)
+    for number, mtime in json.loads((study_dir / "first_runs.json").read_text()).items():
+        assert (study_dir / "trials" / number / "run.json").stat().st_mtime_ns == mtime  # not run again
+
+
+def test_summary_and_recommendation(study_dir: Path) -> None:
+    summary = json.loads((study_dir / "summary.json").read_text())
+    assert len(summary["runs"]) == 8 and summary["compute"]["updates"] == 8 * 12
+    settings = summary["settings"]
+    assert {(s["recipe"], s["seeds"]) for s in settings} == {("adam", 2), ("adam_warmup", 2)}
+    for s in settings:  # the mean and spread are the seeds' own numbers
+        losses = [r["valid_loss"] for r in summary["runs"] if r["trial"] in s["trials"]]
+        assert s["mean_valid_loss"] == pytest.approx(sum(losses) / 2)
+        assert s["min_valid_loss"] == min(losses) and s["max_valid_loss"] == max(losses)
+        # the grid's LRs: its factors, moved so that their geometric middle is the recipe's centre LR (3e-3)
+        assert s["lr"] == pytest.approx(3e-3 * 0.3**0.5) or s["lr"] == pytest.approx(3e-3 / 0.3**0.5)
+    best = min(settings, key=lambda s: s["mean_valid_loss"])
+    rec = summary["recommendation"]
+    assert (rec["recipe"], rec["lr"]) == (best["recipe"], best["lr"])
+    assert summary["target_valid_loss"] == pytest.approx(1.02 * best["mean_valid_loss"])
+    assert rec["warmup_steps"] == (1 if rec["recipe"] == "adam_warmup" else 0)  # 10 % of 12
+    for r in summary["runs"]:  # steps to target: the first evaluation at or below the target
+        hits = [e["step"] for e in r["evals"] if e["valid_loss"] <= summary["target_valid_loss"]]
+        assert r["steps_to_target"] == (hits[0] if hits else None)
+    config = json.loads((study_dir / "recommended.json").read_text())
+    assert config["optimizer"]["lr"] == rec["lr"] and config["workload_options"]["max_train_pairs"] == 2000
+    text = _plain_summary(summary, LABELS)
+    assert "recommendation: " + LABELS[rec["recipe"]] in text
+
+
+def test_report_files(study_dir: Path) -> None:
+    page = (study_dir / "report.html").read_text()
+    assert "Recommendation" in page and "<script" not in page
+    figures = sorted(p.name for p in (study_dir / "figures").iterdir())
+    assert {"valid_loss_vs_lr.png", "learning_curves.png", "gradient_histograms.png", "rectification.png"} <= set(
+        figures
+    )
+    for name in figures:
+        assert (study_dir / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the Figure-2 histograms come from the runs recorded with diagnostics: Adam with and without warm-up
+    recorded = sorted(p.parent.name for p in (study_dir / "trials").glob("*/diagnostics.jsonl"))
+    assert len(recorded) == 2
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium (make test installs it as root)")
+def test_report_opens_in_headless_chromium(study_dir: Path, tmp_path: Path) -> None:
+    ok, total, errors = open_in_chromium(study_dir / "report.html", tmp_path)
+    assert total >= 4 and ok == total and errors == 0, (ok, total, errors)
+
+
+def test_presets_are_what_the_study_claims() -> None:
+    quick = study_space(PRESETS["quick"])
+    assert quick["optimizer"] == ["sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf"]
+    assert len(quick["lr"]) == 3 and quick["seed"] == [0, 1] and grid_size(quick) == 36
+    standard = study_space(PRESETS["standard"])
+    assert standard["beta2"] == [0.98, 0.999] and len(standard["total_steps"]) == 2 and len(standard["lr"]) == 5
+    with pytest.raises(ValueError, match="preset must be one of"):
+        run_study(preset="huge")
+    with pytest.raises(ValueError, match="seeds must be >= 1, got 0"):
+        run_study(preset="quick", seeds=0)
+
+
+def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = auto("digits", steps=40, batch_size=32, candidates=3, range_test_steps=30, out=tmp_path / "a")
+    config = result.config
+    assert config["schedule"] == {"name": "warmup_linear_decay", "warmup_steps": 20, "total_steps": 40}
+    assert config["optimizer"]["betas"] == [0.9, 0.98]  # untuned warm-up 2/(1-0.98) = 100, capped at half the run
+    lrs = [c["lr"] for c in result.candidates]
+    assert lrs == pytest.approx([result.suggestions["steepest"] * 10 ** (-k / 2) for k in range(3)])
+    assert config["optimizer"]["lr"] in lrs
+    # successive halving: 3 candidates to update 5, the best 2 on to update 10 (a quarter of the budget)
+    assert sorted(len(c["valid_loss"]) for c in result.candidates) == [1, 2, 2]
+    survivors = [c for c in result.candidates if len(c["valid_loss"]) == 2]
+    assert config["optimizer"]["lr"] == min(survivors, key=lambda c: c["valid_loss"][-1])["lr"]
+    assert result.range_test_updates <= 30 and result.updates == result.range_test_updates + 3 * 5 + 2 * 5
+    saved = tmp_path / "a" / "auto.json"
+    assert json.loads(saved.read_text()) == config
+    assert main(["train", "--config", str(saved), "--out", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "completed" and record["steps"] == 40
+
+
+def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
+    result = auto("digits", steps=20, batch_size=32, optimizer="radam", candidates=1, range_test_steps=20)
+    assert result.config["schedule"]["warmup_steps"] == 0 and len(result.candidates) == 1
+    for kwargs, pattern in [
+        ({"optimizer": "sgd"}, "optimizer must be one of"),
+        ({"beta2": 1.0}, "beta2 must be in"),
+        ({"check_fraction": 1.5}, "check_fraction must be in"),
+        ({"candidates": 0}, "candidates must be"),
+    ]:
+        with pytest.raises(ValueError, match=pattern):
+            auto("digits", steps=20, **kwargs)  # type: ignore[arg-type]
+
+
+def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["study", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert "seeds must be >= 1" in capsys.readouterr().out
