@@ -73,8 +73,9 @@ def test_summary_and_recommendation(study_dir: Path) -> None:
         assert r["steps_to_target"] == (hits[0] if hits else None)
     config = json.loads((study_dir / "recommended.json").read_text())
     assert config["optimizer"]["lr"] == rec["lr"] and config["workload_options"]["max_train_pairs"] == 2000
-    text = _plain_summary(summary, LABELS)
-    assert "recommendation: " + LABELS[rec["recipe"]] in text
+    table = _plain_summary(summary, LABELS)
+    assert str(table.caption).startswith("recommendation: " + LABELS[rec["recipe"]])
+    assert [str(c) for c in table.columns[0].cells] == [LABELS[r] for r in summary["ranking"]]
 
 
 def test_report_files(study_dir: Path) -> None:

@@ -263,29 +263,32 @@ def _study_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> str:
-    """The study's outcome in a few lines of text."""
+def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
+    """The study's outcome as a table (recipes, best first) with the recommendation as its caption."""
+    from rich.table import Table
+
     rec = summary.get("recommendation")
     if not rec:
         return "no recommendation: no setting finished with a finite validation loss"
-    lines = [
-        f"{len(summary['runs'])} runs, {summary['compute']['updates']} updates, "
-        f"{summary['compute']['seconds']:.0f} s of training, {summary['diverged_runs']} diverged; "
-        f"target valid loss {summary['target_valid_loss']:.4g}",
-        "recipe                                 best lr   valid loss (mean, seeds)   LRs within 5 %   diverged",
-    ]
+    table = Table(
+        title=f"{len(summary['runs'])} runs, {summary['compute']['updates']} updates, "
+        f"{summary['compute']['seconds']:.0f} s of training, {summary['diverged_runs']} diverged",
+        caption=f"recommendation: {labels.get(rec['recipe'], rec['recipe'])}, peak LR {rec['lr']:.3g}, warm-up "
+        f"{rec['warmup_steps']} updates, {rec['schedule']['name']} (valid loss {rec['mean_valid_loss']:.4f})",
+    )
+    for column in ("recipe", "best LR", "valid loss (seeds' mean)", "LRs within 5 %", "reach target", "diverged"):
+        table.add_column(column, justify="left" if column == "recipe" else "right")
     for recipe in summary["ranking"]:
         info = summary["recipes"][recipe]
-        loss = info["best_mean_valid_loss"]
-        lines.append(
-            f"{labels.get(recipe, recipe):38s} {info['best_lr'] or float('nan'):8.3g}   {loss:8.4f}"
-            f"{'':18s}{len(info['lrs_within_5pct']):>5d}{'':12s}{info['diverged_runs']}/{info['runs']}"
+        table.add_row(
+            labels.get(recipe, recipe),
+            f"{info['best_lr']:.3g}" if info["best_lr"] is not None else "-",
+            f"{info['best_mean_valid_loss']:.4f}",
+            str(len(info["lrs_within_5pct"])),
+            f"{info['runs_reaching_target']}/{info['runs']}",
+            f"{info['diverged_runs']}/{info['runs']}",
         )
-    lines.append(
-        f"recommendation: {labels.get(rec['recipe'], rec['recipe'])}, peak LR {rec['lr']:.3g}, warm-up "
-        f"{rec['warmup_steps']} updates, schedule {rec['schedule']['name']} (valid loss {rec['mean_valid_loss']:.4f})"
-    )
-    return "\n".join(lines)
+    return table
 
 
 def _sweep_command(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ LABELS = {
     "algoperf": "AdamW + warm-up + cosine (AlgoPerf)",
 }
 
+SHORT = {"adam": "Adam", "adam_warmup": "Adam + warm-up", "radam": "RAdam"}
+
 
 def _label(recipe: str) -> str:
     return LABELS.get(recipe, recipe)
@@ -41,16 +43,17 @@ def plot_lr_sensitivity(summary: dict[str, Any], metric: str = "valid_loss") -> 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     series: dict[str, list[dict[str, Any]]] = {}
-    betas = {s["beta2"] for s in summary["settings"] if s["beta2"] is not None}
-    warmups = {s["warmup_steps"] for s in summary["settings"] if s["warmup_steps"]}
-    steps = {s["steps"] for s in summary["settings"]}
+
+    def varies(recipe: str, key: str) -> bool:  # does the study vary this axis for this recipe?
+        return len({s[key] for s in summary["settings"] if s["recipe"] == recipe}) > 1
+
     for s in summary["settings"]:
         name = _label(s["recipe"])
-        if len(betas) > 1 and s["beta2"] is not None:
+        if varies(s["recipe"], "beta2"):
             name += f", β2={s['beta2']}"
-        if len(warmups) > 1 and s["warmup_steps"]:
+        if varies(s["recipe"], "warmup_steps"):
             name += f", warm-up {s['warmup_steps']}"
-        if len(steps) > 1:
+        if varies(s["recipe"], "steps"):
             name += f", {s['steps']} updates"
         series.setdefault(name, []).append(s)
     finite = [s for s in summary["settings"] if math.isfinite(s["mean_valid_loss"])]
@@ -181,7 +184,10 @@ def _diagnostic_runs(summary: dict[str, Any], out_dir: Path) -> list[tuple[str, 
     for run in summary["runs"]:
         path = out_dir / run["run_dir"] / "diagnostics.jsonl"
         if path.is_file() and run["recipe"] not in found:
-            found[run["recipe"]] = (f"{_label(run['recipe'])}, lr {run['lr']:.2g}", load_records(path))
+            short = {"adam": "Adam", "adam_warmup": "Adam + warm-up", "radam": "RAdam"}.get(
+                run["recipe"], run["recipe"]
+            )
+            found[run["recipe"]] = (f"{short}, lr {run['lr']:.2g}", load_records(path))
     order = ["adam", "adam_warmup", "radam"]
     return [found[r] for r in order if r in found]
 

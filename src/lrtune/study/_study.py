@@ -66,8 +66,8 @@ class Preset:
 ALL = ("sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf")
 HALF_DECADES = tuple(10 ** (k / 2) for k in range(-2, 3))
 PRESETS: dict[str, Preset] = {
-    # ≤ 10 minutes on 2 CPU cores: 6 recipes × 3 LRs (half a decade apart) × 2 seeds, 80 updates each
-    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0, 1), (80,), 800, 4, 50),
+    # ≤ 10 minutes on 2 CPU cores: 6 recipes × 3 LRs (half a decade apart) × 2 seeds, 100 updates each
+    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0, 1), (100,), 800, 4, 50),
     # the full comparison: 5 LRs over two decades, warm-up length, run length and RAdam's β2 as axes
     "standard": Preset(ALL, HALF_DECADES, (0, 1), (400, 800), 1000, 8, 200, (20, 40, 80), (0.98, 0.999)),
     # the paper's scale on this workload (hours on CPUs; spread it over workers with a shared storage)
