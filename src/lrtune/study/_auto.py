@@ -82,7 +82,7 @@ def auto(
         raise ValueError(f"check_fraction must be in (0, 1), got {check_fraction!r}")
     task = get_workload(workload, **(workload_options or {})) if isinstance(workload, str) else workload
     total = check_steps("steps", task.step_hint if steps is None else steps, minimum=4)
-    spec = {"name": optimizer, "betas": [0.9, beta2]}
+    spec: dict[str, Any] = {"name": optimizer, "betas": [0.9, beta2]}
     if max_grad_norm is not None:
         spec["max_grad_norm"] = max_grad_norm
     result = lr_range_test(task, optimizer=spec, num_steps=range_test_steps, batch_size=batch_size, seed=seed)
@@ -94,7 +94,7 @@ def auto(
     logger.info("auto: range test suggests %s; candidates %s", suggestions, lrs)
     check = max(2, math.ceil(check_fraction * total))
     rungs = [max(1, check // 2), check] if candidates > 2 else [check]
-    pool = [{"lr": lr, "valid_loss": [], "status": "running"} for lr in lrs]
+    pool: list[dict[str, Any]] = [{"lr": lr, "valid_loss": [], "status": "running"} for lr in lrs]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(out) if out is not None else Path(tmp)
         alive = list(range(len(pool)))
@@ -123,7 +123,7 @@ def auto(
         best = min(alive, key=lambda i: pool[i]["valid_loss"][-1])
     if not math.isfinite(pool[best]["valid_loss"][-1]):
         raise ValueError(f"every candidate LR diverged ({[c['lr'] for c in pool]}): lower the range test's end")
-    config = {
+    config: dict[str, Any] = {
         "workload": task.name,
         "workload_options": options_of(task),
         "optimizer": {**spec, "lr": pool[best]["lr"]},
