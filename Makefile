@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test demo bench lint clean data browser postgres
+.PHONY: test demo bench bench-tune lint clean data browser postgres
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,13 +52,21 @@ postgres:
 test: $(STAMP) data browser postgres
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
-	$(PY) examples/compare_optimizers.py
+# The main job: lrtune study, quick preset, on German-English translation (tiny Transformer); ≤ 10 minutes on
+# 2 cores. Writes study/report.html, study/summary.json and study/recommended.json; running it again continues
+# (and, once complete, only re-reads) the study in study/lrtune.db.
+demo: $(STAMP) data
+	$(VENV)/bin/lrtune study --out study
 
 bench: $(STAMP) data
 	$(PY) benchmarks/optimizer_step.py
 	$(PY) benchmarks/schedule_step.py
 	$(PY) benchmarks/trainer_throughput.py
+
+# The tuning numbers (about an hour on 2 cores): pruning vs an unpruned sweep, lrtune auto vs a grid.
+bench-tune: $(STAMP) data
+	cd benchmarks && ../$(PY) sweep_pruning.py
+	cd benchmarks && ../$(PY) auto_vs_grid.py --out ../out/auto_vs_grid
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -82,10 +82,12 @@ def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "best" in capsys.readouterr().out
     assert (tmp_path / "out" / "best.json").is_file()
     first = '{"optimizer": "adam", "lr": 0.001}'
-    more = ["--enqueue", "radam", "--enqueue", first, "--lr-from-range-test", "--evals-per-trial", "2"]
-    assert main([*args, "--steps", "20", "--out", str(tmp_path / "rt"), *more]) == 0
-    study = optuna.load_study(study_name="lrtune", storage=f"sqlite:///{tmp_path / 'rt' / 'lrtune.db'}")
+    more = ["--enqueue", "radam", "--enqueue", first, "--evals-per-trial", "2"]
+    assert main([*args, "--steps", "20", "--out", str(tmp_path / "enq"), *more]) == 0
+    study = optuna.load_study(study_name="lrtune", storage=f"sqlite:///{tmp_path / 'enq' / 'lrtune.db'}")
     assert [t.user_attrs["config"]["recipe"] for t in study.trials[:2]] == ["radam", "adam"]
+    assert main([*args, "--steps", "20", "--out", str(tmp_path / "rt"), "--lr-from-range-test"]) == 0
+    study = optuna.load_study(study_name="lrtune", storage=f"sqlite:///{tmp_path / 'rt' / 'lrtune.db'}")
     assert study.user_attrs["range_test"]["suggestion"] == "steepest"
     assert main([*args, "--out", str(tmp_path / "y"), "--enqueue", "bert"]) == 2
     assert "unknown known-good setting 'bert'" in capsys.readouterr().out
