@@ -52,6 +52,16 @@ def test_the_study_resumes_without_redoing_finished_runs(study_dir: Path) -> Non
         assert (study_dir / "trials" / number / "run.json").stat().st_mtime_ns == mtime  # not run again
 
 
+def test_a_complete_study_is_only_reread(study_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "again"
+    shutil.copytree(study_dir, copy)
+    before = json.loads((copy / "summary.json").read_text())
+    after = run_study("translation-de-en", preset=SMOKE, out=copy, workload_options=SLICE)
+    study = optuna.load_study(study_name="study-custom", storage=f"sqlite:///{copy / 'lrtune.db'}")
+    assert len(study.trials) == 8
+    assert after["recommendation"] == before["recommendation"] and after["settings"] == before["settings"]
+
+
 def test_summary_and_recommendation(study_dir: Path) -> None:
     summary = json.loads((study_dir / "summary.json").read_text())
     assert len(summary["runs"]) == 8 and summary["compute"]["updates"] == 8 * 12

@@ -160,7 +160,7 @@ def run_study(
     study = run_sweep(
         workload,
         space,
-        trials=grid_size(space),
+        trials=_remaining(storage, out_dir, f"study-{name}", grid_size(space)),
         out=out_dir,
         sampler="grid",
         pruner="none",
@@ -189,6 +189,23 @@ def run_study(
 
         write_study_report(summary, out_dir)
     return summary
+
+
+def _remaining(storage: str | None, out_dir: Path, name: str, grid: int) -> int:
+    """Grid points not yet finished in the study (all of them for a new study): a complete study is only
+    re-read, not extended by a repeated grid point."""
+    import optuna
+
+    if storage is None and not (out_dir / "lrtune.db").is_file():
+        return grid
+    url = storage or f"sqlite:///{(out_dir / 'lrtune.db').resolve()}"
+    try:
+        study = optuna.load_study(study_name=name, storage=url)
+    except KeyError:  # no such study yet
+        return grid
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False, states=states)}
+    return max(0, grid - len(done))
 
 
 def _json_default(value: Any) -> Any:
