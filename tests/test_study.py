@@ -156,3 +156,16 @@ def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
 def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["study", "--seeds", "0", "--out", str(tmp_path)]) == 2
     assert "seeds must be >= 1" in capsys.readouterr().out
+
+
+def test_study_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(PRESETS, "quick", Preset(("adam", "radam"), (1.0,), (0,), (8,), 400, 1, 4))
+    options = [x for key, value in SLICE.items() for x in ("--workload-option", f"{key}={value}")]
+    assert main(["study", *options, "--out", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert f"recommendation: {LABELS[summary['recommendation']['recipe']]}" in out
+    assert "report:" in out and (tmp_path / "report.html").is_file()
+    assert main(["study", *options, "--out", str(tmp_path)]) == 0  # complete: re-read, nothing trained
+    study = optuna.load_study(study_name="study-quick", storage=f"sqlite:///{tmp_path / 'lrtune.db'}")
+    assert len(study.trials) == 2

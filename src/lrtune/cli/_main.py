@@ -226,7 +226,7 @@ def _study_command(args: argparse.Namespace) -> int:
 
     from ..study import PRESETS, run_study, study_space
     from ..study._report import LABELS
-    from ..study._study import grid_size
+    from ..study._study import _remaining, grid_size
     from ._train import _workload_options
 
     matplotlib.use("Agg")
@@ -239,7 +239,9 @@ def _study_command(args: argparse.Namespace) -> int:
     try:
         options = _workload_options(args.workload_option)
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
-            task = progress.add_task(f"study {args.preset} on {args.workload}", total=total, info="")
+            name = f"study-{args.preset}"
+            done = total - _remaining(args.storage, args.out, name, total)  # a resumed study starts where it was
+            task = progress.add_task(f"study {args.preset} on {args.workload}", total=total, completed=done, info="")
 
             def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                 done = sum(t.state.is_finished() for t in study.trials)
