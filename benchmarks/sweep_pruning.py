@@ -4,7 +4,9 @@ One search space — the recipes SGD + momentum + clipping, Adam, Adam + warm-up
 decay) and RAdam, each at five LRs spaced half a decade apart and centred on the recipe's LR range test
 suggestion (``steepest``) — swept on the grid sampler (the same trials in the same order whatever is pruned),
 ``--steps`` updates per trial of ``--batch-tokens`` target tokens, ``--evals`` validation-loss evaluations per
-trial (the pruning points; BLEU on the final one). Each pruner runs its own study from the same seed.
+trial (the pruning points; BLEU on the final one). Each pruner runs its own study from the same seed; ``NAME:restart``
+prunes on shorter runs whose whole schedule is compressed to the rung's length (``rungs="restart"``) instead of
+on a trial's own evaluations in the middle of its schedule.
 
 Reported per pruner: the best trial (recipe, LR, valid loss), the training compute (optimizer updates summed over
 trials, and seconds), the compute ratio to the unpruned sweep, and the sweep machinery's overhead per trial: the
@@ -35,7 +37,8 @@ RECIPES = ["sgd_clip", "adam", "adam_warmup", "radam"]
 RELATIVE_LRS = [10**e for e in (-1.0, -0.5, 0.0, 0.5, 1.0)]  # × the range test's suggestion (centre 1)
 
 
-def sweep(pruner: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def sweep(variant: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    pruner, _, rungs = variant.partition(":")
     space = {"optimizer": RECIPES, "lr": RELATIVE_LRS}
     began = time.perf_counter()
     study = run_sweep(
@@ -52,6 +55,7 @@ def sweep(pruner: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         workload_options={"bleu_pairs": 100},
         lr_from_range_test="steepest",
         range_test_steps=100,
+        rungs=rungs or "continue",
     )
     wall = time.perf_counter() - began
     loaded = optuna.load_study(study_name="lrtune", storage=f"sqlite:///{out / 'lrtune.db'}")
@@ -65,7 +69,7 @@ def sweep(pruner: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     best = min(finished, key=lambda t: t.value)
     overhead = (wall - range_seconds - sum(train) - write_seconds) / len(trials)
     return {
-        "pruner": pruner,
+        "pruner": variant,
         "trials": len(trials),
         "pruned": sum(t.state.name == "PRUNED" for t in trials),
         "updates": sum(int(t.user_attrs["updates"]) for t in trials),
@@ -91,7 +95,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-tokens", type=int, default=1000)
     parser.add_argument("--evals", type=int, default=8)
-    parser.add_argument("--pruners", nargs="+", default=["none", "asha", "median"])
+    parser.add_argument(
+        "--pruners",
+        nargs="+",
+        default=["none", "asha", "median", "asha:restart"],
+        help="pruners, NAME or NAME:restart (rungs are shorter runs with their schedule compressed)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -314,3 +314,39 @@ def test_seeds_beta2_schedules_and_run_directories(tmp_path: Path) -> None:
         run_sweep("digits", space, trials=1, out=tmp_path / "x", lr_centres={"radam": 1e-3, "algoperf": 1e-3})
     with pytest.raises(ValueError, match=r"space\['beta2'\] values must be in \[0.0, 1.0\)"):
         load_space({"lr": [1e-3], "beta2": [1.0]})
+
+
+def test_restart_rungs_compare_short_runs_with_their_own_decay(tmp_path: Path) -> None:
+    """Each rung is a separate run of that length whose schedule is compressed to it; a survivor pays for all."""
+    space = {"optimizer": ["adam_warmup"], "lr": [1e-4, 3e-3, 1e-2, 3e-1], "warmup_steps": [8]}
+    kwargs = {"steps": 64, "evals_per_trial": 8, "sampler": "grid", "pruner": "asha", "rungs": "restart"}
+    study = run_sweep("digits", space, trials=4, out=tmp_path, **kwargs)
+    from lrtune.tune._sweep import _rung_indices
+
+    assert _rung_indices(2, 8) == [2, 8] and _rung_indices(1, 8) == [1, 4, 8] and _rung_indices(1, 20) == [1, 4, 16, 20]
+    for trial in study.trials:
+        config = trial.user_attrs["config"]
+        # rungs at evaluation 2 (16 updates) and 8 (the full run); the short run's schedule is its own
+        steps = sorted(trial.intermediate_values)
+        if trial.state.name == "PRUNED":  # (a diverged rung run stops early)
+            assert steps == [2] and 1 <= trial.user_attrs["updates"] <= 16
+        else:
+            assert steps == [2, 8] and trial.user_attrs["updates"] == 16 + 64
+            assert trial.intermediate_values[8] == trial.value and config["steps"] == 64
+    short = lrtune_train_value(study.trials[0].user_attrs["config"], 16)
+    assert study.trials[0].intermediate_values[2] == pytest.approx(short)
+    assert any(t.state.name == "PRUNED" for t in study.trials)
+    with pytest.raises(ValueError, match="rungs must be 'continue' or 'restart', got 'x'"):
+        run_sweep("digits", space, trials=1, out=tmp_path / "x", rungs="x")
+
+
+def lrtune_train_value(config: dict, n: int) -> float:
+    """The validation loss of the rung run: the config's recipe over n updates, warm-up scaled by n / total."""
+    import lrtune
+    from lrtune.workloads import get_workload
+
+    schedule = dict(config["schedule"], total_steps=n, warmup_steps=round(config["schedule"]["warmup_steps"] * n / 64))
+    record = lrtune.train(
+        get_workload("digits"), optimizer=config["optimizer"], schedule=schedule, steps=n, batch_size=64
+    )
+    return float(record.final_metrics["valid_loss"])

@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--heartbeat", type=float, default=10.0, help="seconds between a trial's heartbeats")
     sweep.add_argument("--evals-per-trial", type=int, default=4, help="evaluations per trial (pruning points)")
     sweep.add_argument(
+        "--rungs",
+        default="continue",
+        choices=["continue", "restart"],
+        help="prune on a trial's own evaluations (continue) or on shorter runs with compressed schedules (restart)",
+    )
+    sweep.add_argument(
         "--workload-option", action="append", default=[], metavar="KEY=VALUE", help="a workload option, repeatable"
     )
     sweep.add_argument(
@@ -333,6 +339,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
                 heartbeat=args.heartbeat,
                 callbacks=[advance],
                 evals_per_trial=args.evals_per_trial,
+                rungs=args.rungs,
                 workload_options=options,
                 enqueue=enqueue,
                 lr_from_range_test=args.lr_from_range_test,

@@ -97,6 +97,7 @@ def run_sweep(
     lr_centres: dict[str, float] | None = None,
     run_dirs: bool = False,
     diagnostics_for: Callable[[dict[str, Any]], bool] | None = None,
+    rungs: str = "continue",
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
@@ -117,6 +118,12 @@ def run_sweep(
     trained again: it records ``duplicate_of`` and that trial's value.
     With ``run_dirs``, trial N's run directory (config, per-update metrics, evaluations) is ``OUT/trials/N``;
     ``diagnostics_for(config)`` true records diagnostics there too.
+
+    ``rungs="continue"`` (default): a trial is one run, compared with the others at its evaluations, i.e. in the
+    middle of its schedule. ``rungs="restart"``: the pruner sees, at the rungs first, 4 × first, ... (in
+    evaluation indices) and at the end, the final validation loss of a separate shorter run whose whole schedule
+    (warm-up and decay) is compressed to that length, so trials are compared after their decay, not at a point
+    where a larger LR is still ahead; a trial that survives every rung costs the sum of its rung runs.
     """
     if not heartbeat > 0:
         raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
@@ -124,6 +131,8 @@ def run_sweep(
         raise ValueError(f"trials must be >= 0, got {trials!r}")
     if evals_per_trial < 1:
         raise ValueError(f"evals_per_trial must be >= 1, got {evals_per_trial!r}")
+    if rungs not in ("continue", "restart"):
+        raise ValueError(f"rungs must be 'continue' or 'restart', got {rungs!r}")
     optuna = _optuna()
     checked = load_space(space)
     options = workload_options or {}
@@ -132,12 +141,13 @@ def run_sweep(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out_dir / 'lrtune.db').resolve()}"
+    first_rung = _first_rung(checked, defaults["steps"], evals_per_trial)
     the_study = optuna.create_study(
         study_name=study,
         storage=_storage(url, heartbeat),
         direction="minimize",
         sampler=_sampler(sampler, seed, checked),
-        pruner=_pruner(pruner, _first_rung(checked, defaults["steps"], evals_per_trial), evals_per_trial),
+        pruner=_pruner(pruner, first_rung, evals_per_trial),
         load_if_exists=True,
     )
     the_study.set_user_attr("workload", workload)
@@ -191,6 +201,31 @@ def run_sweep(
                     raise optuna.TrialPruned(f"pruned at update {line['step']}")
 
         began = time.perf_counter()
+        restarted = rungs == "restart" and pruner != "none"
+        if restarted:
+            spent = 0
+            try:
+                for index in _rung_indices(first_rung, evals_per_trial)[:-1]:
+                    n = max(2, round(total * index / evals_per_trial))
+                    warm = round(config["schedule"]["warmup_steps"] * n / total)
+                    short = train(
+                        task,
+                        optimizer=config["optimizer"],
+                        schedule={**config["schedule"], "warmup_steps": min(warm, n - 1), "total_steps": n},
+                        steps=n,
+                        batch_size=config["batch_size"],
+                        seed=config.get("seed", seed),
+                        max_grad_norm=config["max_grad_norm"],
+                    )
+                    spent += short.steps
+                    value = short.final_metrics.get("valid_loss", math.inf) if short.status == "completed" else math.inf
+                    trial.report(value, index)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after a {n}-update rung run")
+            finally:
+                trial.set_user_attr("updates", spent)
+                trial.set_user_attr("train_seconds", time.perf_counter() - began)
+            reported.update(range(1, evals_per_trial))  # the full run below reports its final evaluation only
         try:
             record = train(
                 task,
@@ -199,14 +234,14 @@ def run_sweep(
                 steps=total,
                 batch_size=config["batch_size"],
                 seed=config.get("seed", seed),
-                eval_every=max(1, total // evals_per_trial),
+                eval_every=total if restarted else max(1, total // evals_per_trial),
                 max_grad_norm=config["max_grad_norm"],
                 callback=report,
                 out_dir=out_dir / "trials" / str(trial.number) if run_dirs else None,
                 diagnostics=bool(diagnostics_for is not None and diagnostics_for(config)),
             )
         finally:
-            trial.set_user_attr("updates", updates)
+            trial.set_user_attr("updates", updates + trial.user_attrs.get("updates", 0))
             trial.set_user_attr("train_seconds", time.perf_counter() - began)
         trial.set_user_attr("status", record.status)
         trial.set_user_attr("final_metrics", record.final_metrics)
@@ -262,6 +297,15 @@ def _lr_factors(
         study.set_user_attr("range_test", stored)
     centre = lr_centre(space)
     return {name: lr / centre for name, lr in stored["lr"].items()}
+
+
+def _rung_indices(first: int, evals: int) -> list[int]:
+    """Evaluation indices of the restart rungs: first, 4·first, 16·first, ... below ``evals``, then ``evals``."""
+    indices, index = [], first
+    while index < evals:
+        indices.append(index)
+        index *= 4
+    return [*indices, evals]
 
 
 def max_warmup_fraction(space: dict[str, Any], default_steps: int) -> float:
