@@ -284,7 +284,7 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
         caption=f"recommendation: {labels.get(rec['recipe'], rec['recipe'])}, peak LR {rec['lr']:.3g}, warm-up "
         f"{rec['warmup_steps']} updates, {rec['schedule']['name']} (valid loss {rec['mean_valid_loss']:.4f})",
     )
-    for column in ("recipe", "best LR", "valid loss (seeds' mean)", "LRs within 5 %", "reach target", "diverged"):
+    for column in ("recipe", "best LR", "valid loss (seeds' mean)", "LRs within 2 %", "reach target", "diverged"):
         table.add_column(column, justify="left" if column == "recipe" else "right")
     for recipe in summary["ranking"]:
         info = summary["recipes"][recipe]
@@ -292,7 +292,7 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
             labels.get(recipe, recipe),
             f"{info['best_lr']:.3g}" if info["best_lr"] is not None else "-",
             f"{info['best_mean_valid_loss']:.4f}",
-            str(len(info["lrs_within_5pct"])),
+            str(len(info["lrs_near_best"])),
             f"{info['runs_reaching_target']}/{info['runs']}",
             f"{info['diverged_runs']}/{info['runs']}",
         )

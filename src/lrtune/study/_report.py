@@ -170,7 +170,7 @@ def _recipe_rows(summary: dict[str, Any]) -> str:
             _fmt(info["best_lr"], ".3g"),
             f"{_fmt(info['best_mean_valid_loss'])} ({_fmt(low)}–{_fmt(high)})",
             _fmt(info["best_mean_bleu"], ".2f"),
-            "none" if width is None else f"{len(info['lrs_within_5pct'])} LRs, {width:.1f} decades",
+            "none" if width is None else f"{len(info['lrs_near_best'])} LRs, {width:.1f} decades",
             f"{info['runs_reaching_target']}/{info['runs']}",
             _fmt(info["median_steps_to_target"], ".0f"),
             f"{info['diverged_runs']}/{info['runs']}",
@@ -280,10 +280,10 @@ td,th{{border:1px solid #ccc;padding:4px 8px;font-size:90%}}img{{max-width:100%}
 <h2>Recommendation</h2>
 {recommendation}
 <h2>Recipes, best first</h2>
-<p>Target validation loss {_fmt(summary.get("target_valid_loss"))} (1.02 × the best mean). "LRs within 5 %": grid LRs
-whose mean final validation loss is within 5 % of the best setting's.</p>
+<p>Target validation loss {_fmt(summary.get("target_valid_loss"))} (1.02 × the best mean). "LRs within 2 %": grid LRs
+whose mean final validation loss is within 2 % of the best setting's (at or below the target).</p>
 <table><tr><th>recipe</th><th>best peak LR</th><th>mean valid loss (best–worst seed)</th><th>BLEU</th>
-<th>LRs within 5 % of the best</th><th>runs reaching the target</th><th>median updates to target</th>
+<th>LRs within 2 % of the best</th><th>runs reaching the target</th><th>median updates to target</th>
 <th>diverged runs</th></tr>
 {_recipe_rows(summary)}
 </table>
