@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -118,6 +119,27 @@ def test_presets_are_what_the_study_claims() -> None:
         run_study(preset="huge")
     with pytest.raises(ValueError, match="seeds must be >= 1, got 0"):
         run_study(preset="quick", seeds=0)
+    for change, pattern in [
+        ({"recipes": ("adam", "lion")}, "recipes must be a non-empty tuple"),
+        ({"lr_factors": (0.0, 1.0)}, "lr_factors must be positive"),
+        ({"seeds": ()}, "seeds must be a non-empty tuple"),
+        ({"steps": (1,)}, r"steps must be integers >= 2, got \(1,\)"),
+        ({"evals": 0}, "batch_tokens and evals must be >= 1"),
+        ({"warmup_steps": (5, 20)}, r"warmup_steps \(5, 20\) must be shorter than the runs \(12,\)"),
+    ]:
+        with pytest.raises(ValueError, match=pattern):
+            Preset(**{**dataclasses.asdict(SMOKE), **change})
+
+
+def test_auto_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["auto", "--workload", "digits", "--steps", "40", "--batch-size", "32", "--out", str(tmp_path)]
+    assert main([*args, "--optimizer", "radam", "--candidates", "2", "--train"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    config = json.loads((tmp_path / "auto.json").read_text())
+    assert f"chosen: radam lr {config['optimizer']['lr']:.3g}, warm-up 0 of 40 updates" in out
+    assert "full run: completed" in out and (tmp_path / "final" / "run.json").is_file()
+    assert main([*args, "--beta2", "1.5"]) == 2
+    assert "beta2 must be in (0, 1), got 1.5" in capsys.readouterr().out
 
 
 def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,6 +62,20 @@ class Preset:
     beta2: tuple[float, ...] | None = None
     diagnostics: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.recipes or set(self.recipes) - set(RECIPES):
+            raise ValueError(f"recipes must be a non-empty tuple of {', '.join(RECIPES)}; got {self.recipes!r}")
+        if not self.lr_factors or not all(f > 0 for f in self.lr_factors):
+            raise ValueError(f"lr_factors must be positive numbers, got {self.lr_factors!r}")
+        if not self.seeds or not all(isinstance(x, int) for x in self.seeds):
+            raise ValueError(f"seeds must be a non-empty tuple of integers, got {self.seeds!r}")
+        if not self.steps or not all(isinstance(n, int) and n >= 2 for n in self.steps):
+            raise ValueError(f"steps must be integers >= 2, got {self.steps!r}")
+        if self.batch_tokens < 1 or self.evals < 1:
+            raise ValueError(f"batch_tokens and evals must be >= 1, got {self.batch_tokens!r}, {self.evals!r}")
+        if self.warmup_steps is not None and max(self.warmup_steps) >= min(self.steps):
+            raise ValueError(f"warmup_steps {self.warmup_steps!r} must be shorter than the runs {self.steps!r}")
+
 
 ALL = ("sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf")
 HALF_DECADES = tuple(10 ** (k / 2) for k in range(-2, 3))
@@ -148,9 +162,6 @@ def run_study(
         if seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {seeds!r}")
         chosen = Preset(**{**asdict(chosen), "seeds": tuple(range(seeds))})
-    unknown = set(chosen.recipes) - set(RECIPES)
-    if unknown:
-        raise ValueError(f"unknown recipes {sorted(unknown)}; recipes: {', '.join(RECIPES)}")
     options = dict(workload_options or {})
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
