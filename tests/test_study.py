@@ -79,6 +79,10 @@ def test_summary_and_recommendation(study_dir: Path) -> None:
     assert (rec["recipe"], rec["lr"]) == (best["recipe"], best["lr"])
     assert summary["target_valid_loss"] == pytest.approx(1.02 * best["mean_valid_loss"])
     assert rec["warmup_steps"] == (1 if rec["recipe"] == "adam_warmup" else 0)  # 10 % of 12
+    runner_up = summary["recipes"][rec["runner_up"]]["best_mean_valid_loss"]
+    assert rec["clear"] == (runner_up > best["max_valid_loss"])
+    page = (study_dir / "report.html").read_text()
+    assert ("Not a clear win" in page) == (not rec["clear"])
     for r in summary["runs"]:  # steps to target: the first evaluation at or below the target
         hits = [e["step"] for e in r["evals"] if e["valid_loss"] <= summary["target_valid_loss"]]
         assert r["steps_to_target"] == (hits[0] if hits else None)

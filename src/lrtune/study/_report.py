@@ -159,6 +159,10 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
     return format(value, spec)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _recipe_rows(summary: dict[str, Any]) -> str:
     rows = []
     for recipe in summary.get("ranking", []):
@@ -170,7 +174,9 @@ def _recipe_rows(summary: dict[str, Any]) -> str:
             _fmt(info["best_lr"], ".3g"),
             f"{_fmt(info['best_mean_valid_loss'])} ({_fmt(low)}–{_fmt(high)})",
             _fmt(info["best_mean_bleu"], ".2f"),
-            "none" if width is None else f"{len(info['lrs_near_best'])} LRs, {width:.1f} decades",
+            "none"
+            if width is None
+            else f"{len(info['lrs_near_best'])} LR{'s' if len(info['lrs_near_best']) > 1 else ''}, {width:.1f} decades",
             f"{info['runs_reaching_target']}/{info['runs']}",
             _fmt(info["median_steps_to_target"], ".0f"),
             f"{info['diverged_runs']}/{info['runs']}",
@@ -259,7 +265,15 @@ def write_study_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
             f"</code>, optimizer <code>{html.escape(json.dumps(rec['optimizer']))}</code>"
             + (f", gradient clipping at {rec['max_grad_norm']}" if rec["max_grad_norm"] else "")
             + f".<br>Evidence: {html.escape(evidence)}. The run config is <code>recommended.json</code> "
-            "(<code>lrtune train --config recommended.json</code>).</p>"
+            "(<code>lrtune train --config recommended.json</code>)."
+            + (
+                ""
+                if rec.get("clear", True)
+                else f"<br><b>Not a clear win:</b> the runner-up's best mean lies within this recipe's seed spread "
+                f"({_fmt(rec['spread'][0])}–{_fmt(rec['spread'][1])}); more seeds or longer runs "
+                "(<code>--preset standard</code>) would be needed to separate them."
+            )
+            + "</p>"
         )
     else:
         recommendation = "<p class='rec'>No recommendation: no setting finished with a finite validation loss.</p>"

@@ -348,6 +348,8 @@ def analyse(study: Any, out_dir: Path) -> dict[str, Any]:
             "spread": [best["min_valid_loss"], best["max_valid_loss"]],
             "mean_bleu": best["mean_bleu"],
             "runner_up": ranked[1] if len(ranked) > 1 else None,
+            # the runner-up's best mean lies beyond the winner's worst seed: the ranking is not within the noise
+            "clear": len(ranked) < 2 or recipes[ranked[1]]["best_mean_valid_loss"] > best["max_valid_loss"],
             "config": {
                 "workload": study.user_attrs.get("workload"),
                 "workload_options": study.user_attrs.get("workload_options", {}),
