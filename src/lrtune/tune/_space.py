@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KNOWN_GOOD", "RECIPES", "Recipe", "fixed_params", "load_space", "lr_centre", "suggest"]
+__all__ = ["KNOWN_GOOD", "RECIPES", "Recipe", "fixed_params", "load_space", "lr_centre", "setting", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,15 @@ def _in_spec(key: str, spec: Any, value: Any) -> None:
         raise ValueError(f"enqueued {key}={value!r} is outside the space's {key} {spec!r}")
 
 
+def setting(entry: dict[str, Any] | str) -> dict[str, Any]:
+    """A setting to enqueue: the dict itself, or the :data:`KNOWN_GOOD` setting of that name."""
+    if isinstance(entry, str):
+        if entry not in KNOWN_GOOD:
+            raise ValueError(f"unknown known-good setting {entry!r}; known: {', '.join(KNOWN_GOOD)}")
+        return KNOWN_GOOD[entry]
+    return entry
+
+
 def fixed_params(
     entry: dict[str, Any] | str,
     space: dict[str, Any],
@@ -212,10 +221,7 @@ def fixed_params(
     ``batch_size``, ``max_grad_norm``; what it leaves out is sampled as usual. Every value must lie in
     the space (errors name it).
     """
-    if isinstance(entry, str):
-        if entry not in KNOWN_GOOD:
-            raise ValueError(f"unknown known-good setting {entry!r}; known: {', '.join(KNOWN_GOOD)}")
-        entry = KNOWN_GOOD[entry]
+    entry = setting(entry)
     allowed = {"optimizer", "lr", "warmup_steps", "warmup_fraction", "total_steps", "batch_size", "max_grad_norm"}
     if unknown := set(entry) - allowed:
         raise ValueError(f"an enqueued setting has unknown keys {sorted(unknown)}; keys: {', '.join(sorted(allowed))}")

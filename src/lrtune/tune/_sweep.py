@@ -26,7 +26,7 @@ from typing import Any
 from ..runner import train
 from ..workloads import get_workload
 from ._range_test import lr_range_test
-from ._space import KNOWN_GOOD, RECIPES, fixed_params, load_space, lr_centre, suggest
+from ._space import RECIPES, fixed_params, load_space, lr_centre, setting, suggest
 
 __all__ = ["PRUNERS", "SAMPLERS", "run_sweep"]
 
@@ -140,7 +140,7 @@ def run_sweep(
     defaults = {"steps": steps if steps is not None else task.step_hint, "batch_size": batch_size}
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(out_dir / 'lrtune.db').resolve()}"
+    url = storage or default_storage(out_dir)
     first_rung = _first_rung(checked, defaults["steps"], evals_per_trial)
     the_study = optuna.create_study(
         study_name=study,
@@ -165,8 +165,7 @@ def run_sweep(
         factors = _lr_factors(the_study, task, checked, lr_from_range_test, range_test_steps, defaults, seed)
     for entry in enqueue or []:
         params = fixed_params(entry, checked, defaults, factors)
-        lr = (KNOWN_GOOD[entry] if isinstance(entry, str) else entry)["lr"]
-        the_study.enqueue_trial(params, user_attrs={"fixed_lr": float(lr)}, skip_if_exists=True)
+        the_study.enqueue_trial(params, user_attrs={"fixed_lr": float(setting(entry)["lr"])}, skip_if_exists=True)
 
     def objective(trial: Any) -> float:
         config = suggest(trial, checked, defaults, factors)
@@ -200,48 +199,42 @@ def run_sweep(
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at update {line['step']}")
 
+        def run(schedule: dict[str, Any], steps: int, **extra: Any) -> Any:
+            return train(
+                task,
+                optimizer=config["optimizer"],
+                schedule=schedule,
+                steps=steps,
+                batch_size=config["batch_size"],
+                seed=config.get("seed", seed),
+                max_grad_norm=config["max_grad_norm"],
+                **extra,
+            )
+
         began = time.perf_counter()
         restarted = rungs == "restart" and pruner != "none"
-        if restarted:
-            spent = 0
-            try:
+        spent = 0  # updates of the restart rungs' shorter runs
+        try:
+            if restarted:
                 for index in _rung_indices(first_rung, evals_per_trial)[:-1]:
                     n = max(2, round(total * index / evals_per_trial))
-                    warm = round(config["schedule"]["warmup_steps"] * n / total)
-                    short = train(
-                        task,
-                        optimizer=config["optimizer"],
-                        schedule={**config["schedule"], "warmup_steps": min(warm, n - 1), "total_steps": n},
-                        steps=n,
-                        batch_size=config["batch_size"],
-                        seed=config.get("seed", seed),
-                        max_grad_norm=config["max_grad_norm"],
-                    )
+                    warm = min(round(config["schedule"]["warmup_steps"] * n / total), n - 1)
+                    short = run({**config["schedule"], "warmup_steps": warm, "total_steps": n}, n)
                     spent += short.steps
                     value = short.final_metrics.get("valid_loss", math.inf) if short.status == "completed" else math.inf
                     trial.report(value, index)
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after a {n}-update rung run")
-            finally:
-                trial.set_user_attr("updates", spent)
-                trial.set_user_attr("train_seconds", time.perf_counter() - began)
-            reported.update(range(1, evals_per_trial))  # the full run below reports its final evaluation only
-        try:
-            record = train(
-                task,
-                optimizer=config["optimizer"],
-                schedule=config["schedule"],
-                steps=total,
-                batch_size=config["batch_size"],
-                seed=config.get("seed", seed),
-                eval_every=total if restarted else max(1, total // evals_per_trial),
-                max_grad_norm=config["max_grad_norm"],
+            record = run(
+                config["schedule"],
+                total,
+                eval_every=total if restarted else max(1, total // evals_per_trial),  # restarted: the end only
                 callback=report,
                 out_dir=out_dir / "trials" / str(trial.number) if run_dirs else None,
                 diagnostics=bool(diagnostics_for is not None and diagnostics_for(config)),
             )
         finally:
-            trial.set_user_attr("updates", updates + trial.user_attrs.get("updates", 0))
+            trial.set_user_attr("updates", spent + updates)
             trial.set_user_attr("train_seconds", time.perf_counter() - began)
         trial.set_user_attr("status", record.status)
         trial.set_user_attr("final_metrics", record.final_metrics)
@@ -253,6 +246,11 @@ def run_sweep(
         the_study.optimize(objective, n_trials=trials, catch=(), callbacks=callbacks)
     write_results(the_study, out_dir)
     return the_study
+
+
+def default_storage(out_dir: Path) -> str:
+    """The embedded storage of a sweep written to ``out_dir``: ``sqlite:///OUT/lrtune.db``."""
+    return f"sqlite:///{(Path(out_dir) / 'lrtune.db').resolve()}"
 
 
 def _lr_factors(
