@@ -23,9 +23,9 @@ from ._plot import _labels, _pyplot, plot_adaptive_lr, plot_gradient_histograms
 __all__ = ["load_run", "write_report"]
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def load_run(run_dir: str | os.PathLike[str], *, diagnostics: bool = True) -> dict[str, Any]:
     """A run directory's files as data: ``config``, ``run`` (outcome, if written), ``steps``, ``evals`` and
-    ``diagnostics`` (empty when not recorded)."""
+    ``diagnostics`` (empty when not recorded, or not read with ``diagnostics=False``)."""
     root = Path(run_dir)
     if not (root / "config.json").is_file():
         raise FileNotFoundError(f"{root} is not a run directory (no config.json): pass lrtune.train's out_dir")
@@ -40,7 +40,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "steps": [x for x in lines if "loss" in x],
         "evals": [x for x in lines if "eval" in x],
         "diagnostics": [json.loads(x) for x in diag.read_text(encoding="utf-8").splitlines() if x]
-        if diag.is_file()
+        if diagnostics and diag.is_file()
         else [],
     }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._rectification import rectification
-from ..diagnostics import load_records, plot_gradient_histograms
+from ..diagnostics import load_records, load_run, plot_gradient_histograms
 from ..diagnostics._plot import _pyplot
 
 __all__ = ["plot_lr_sensitivity", "plot_rectification", "write_study_report"]
@@ -97,11 +97,9 @@ def plot_learning_curves(summary: dict[str, Any], out_dir: Path) -> Any | None:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for run in best_runs:
-        path = out_dir / run["run_dir"] / "metrics.jsonl"
-        if not path.is_file():
+        if not (out_dir / run["run_dir"] / "config.json").is_file():
             continue
-        lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
-        losses = [(x["step"], x["loss"]) for x in lines if "loss" in x]
+        losses = [(x["step"], x["loss"]) for x in load_run(out_dir / run["run_dir"], diagnostics=False)["steps"]]
         smooth, acc = [], []
         for step, loss in losses:
             acc.append(loss)

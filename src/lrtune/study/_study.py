@@ -25,7 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..diagnostics import load_run
 from ..tune import RECIPES, run_sweep
+from ..tune._space import lr_centre
+from ..tune._sweep import default_storage
 
 __all__ = ["LR_CENTRES", "PRESETS", "Preset", "analyse", "run_study", "study_space"]
 
@@ -122,7 +125,7 @@ def grid_size(space: dict[str, Any]) -> int:
 def _diagnose(preset: Preset) -> Callable[[dict[str, Any]], bool]:
     """Diagnostics (the Figure-2 histograms) for Adam with and without warm-up and RAdam at the grid's middle LR,
     first seed, first run length and β2."""
-    centre = math.sqrt(min(preset.lr_factors) * max(preset.lr_factors))
+    centre = lr_centre({"lr": list(preset.lr_factors)})
     middle = min(preset.lr_factors, key=lambda f: abs(math.log(f / centre))) / centre
 
     def wanted(config: dict[str, Any]) -> bool:
@@ -137,6 +140,19 @@ def _diagnose(preset: Preset) -> Callable[[dict[str, Any]], bool]:
         )
 
     return wanted
+
+
+def resolve_preset(preset: str | Preset, seeds: int | None = None) -> tuple[str, Preset]:
+    """The study's name part (the preset's name, ``"custom"`` for a :class:`Preset`) and its settings, with
+    ``seeds`` seeds (0 … seeds − 1) instead of the preset's when given."""
+    chosen = PRESETS[preset] if isinstance(preset, str) and preset in PRESETS else preset
+    if not isinstance(chosen, Preset):
+        raise ValueError(f"preset must be one of {sorted(PRESETS)} or a Preset, got {preset!r}")
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds!r}")
+        chosen = Preset(**{**asdict(chosen), "seeds": tuple(range(seeds))})
+    return (preset if isinstance(preset, str) else "custom"), chosen
 
 
 def run_study(
@@ -155,19 +171,12 @@ def run_study(
     ``seeds`` overrides the preset's number of seeds. ``workload_options`` go to the workload (translation's
     ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial callbacks (e.g. a progress bar).
     """
-    chosen = PRESETS[preset] if isinstance(preset, str) and preset in PRESETS else preset
-    if not isinstance(chosen, Preset):
-        raise ValueError(f"preset must be one of {sorted(PRESETS)} or a Preset, got {preset!r}")
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {seeds!r}")
-        chosen = Preset(**{**asdict(chosen), "seeds": tuple(range(seeds))})
+    name, chosen = resolve_preset(preset, seeds)
     options = dict(workload_options or {})
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
     space = study_space(chosen)
     out_dir = Path(out)
-    name = preset if isinstance(preset, str) else "custom"
     study = run_sweep(
         workload,
         space,
@@ -189,7 +198,7 @@ def run_study(
     summary = analyse(study, out_dir)
     summary |= {"workload": workload, "workload_options": options, "preset": name, "preset_settings": asdict(chosen)}
     tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=_json_default), encoding="utf-8")
+    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     tmp.replace(out_dir / "summary.json")
     if summary.get("recommendation"):
         (out_dir / "recommended.json").write_text(
@@ -209,7 +218,7 @@ def _remaining(storage: str | None, out_dir: Path, name: str, grid: int) -> int:
 
     if storage is None and not (out_dir / "lrtune.db").is_file():
         return grid
-    url = storage or f"sqlite:///{(out_dir / 'lrtune.db').resolve()}"
+    url = storage or default_storage(out_dir)
     try:
         study = optuna.load_study(study_name=name, storage=url)
     except KeyError:  # no such study yet
@@ -219,22 +228,8 @@ def _remaining(storage: str | None, out_dir: Path, name: str, grid: int) -> int:
     return max(0, grid - len(done))
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    raise TypeError(f"not JSON serialisable: {value!r}")
-
-
 def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
-
-
-def _run_evals(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
-    return [{"step": x["step"], **x["eval"]} for x in lines if "eval" in x]
 
 
 def analyse(study: Any, out_dir: Path) -> dict[str, Any]:
@@ -246,7 +241,8 @@ def analyse(study: Any, out_dir: Path) -> dict[str, Any]:
             continue
         config = t.user_attrs["config"]
         run_dir = out_dir / "trials" / str(t.number)
-        outcome = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+        files = load_run(run_dir, diagnostics=False) if (run_dir / "config.json").is_file() else None
+        outcome = files["run"] if files else {}
         metrics = t.user_attrs.get("final_metrics") or {}
         runs.append(
             {
@@ -262,7 +258,7 @@ def analyse(study: Any, out_dir: Path) -> dict[str, Any]:
                 "bleu": metrics.get("bleu"),
                 "updates": t.user_attrs.get("updates", 0),
                 "seconds": outcome.get("seconds", t.user_attrs.get("train_seconds", 0.0)),
-                "evals": _run_evals(run_dir),
+                "evals": [{"step": e["step"], **e["eval"]} for e in files["evals"]] if files else [],
                 "run_dir": str(run_dir.relative_to(out_dir)),
                 "config": config,
             }
