@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..schedules import Schedule, from_spec
-from ._train import add_train_commands
+from ._train import add_train_commands, add_workload_option
 
 __all__ = ["main"]
 
@@ -130,9 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["continue", "restart"],
         help="prune on a trial's own evaluations (continue) or on shorter runs with compressed schedules (restart)",
     )
-    sweep.add_argument(
-        "--workload-option", action="append", default=[], metavar="KEY=VALUE", help="a workload option, repeatable"
-    )
+    add_workload_option(sweep)
     sweep.add_argument(
         "--enqueue",
         action="append",
@@ -155,9 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--preset", default="quick", choices=["quick", "standard", "paper"])
     study.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
     study.add_argument("--seeds", type=int, default=None, help="seeds per setting (default: the preset's, 2)")
-    study.add_argument(
-        "--workload-option", action="append", default=[], metavar="KEY=VALUE", help="a workload option, repeatable"
-    )
+    add_workload_option(study)
     study.add_argument("--out", type=Path, default=Path("study"))
     study.set_defaults(func=_study_command)
     auto = sub.add_parser("auto", help="choose peak LR, warm-up and schedule for a budget without a grid")
@@ -168,9 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--beta2", type=float, default=0.98)
     auto.add_argument("--candidates", type=int, default=3, help="peak LRs compared by successive halving")
     auto.add_argument("--seed", type=int, default=0)
-    auto.add_argument(
-        "--workload-option", action="append", default=[], metavar="KEY=VALUE", help="a workload option, repeatable"
-    )
+    add_workload_option(auto)
     auto.add_argument("--train", action="store_true", help="also train the chosen config for the whole budget")
     auto.add_argument("--out", type=Path, default=Path("auto"))
     auto.set_defaults(func=_auto_command)
@@ -216,7 +211,6 @@ def _auto_command(args: argparse.Namespace) -> int:
 
 
 def _study_command(args: argparse.Namespace) -> int:
-    import math
 
     import matplotlib
     import optuna
@@ -230,29 +224,26 @@ def _study_command(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from ..study import PRESETS, run_study, study_space
+    from ..study import run_study, study_space
     from ..study._report import LABELS
-    from ..study._study import _remaining, grid_size
+    from ..study._study import _remaining, grid_size, resolve_preset
     from ._train import _workload_options
 
     matplotlib.use("Agg")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = Console()
-    total = grid_size(study_space(PRESETS[args.preset]))
-    if args.seeds is not None and args.seeds >= 1:
-        total = total // len(PRESETS[args.preset].seeds) * args.seeds
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"))
     try:
         options = _workload_options(args.workload_option)
+        name, preset = resolve_preset(args.preset, args.seeds)
+        total = grid_size(study_space(preset))
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
-            name = f"study-{args.preset}"
-            done = total - _remaining(args.storage, args.out, name, total)  # a resumed study starts where it was
+            done = total - _remaining(args.storage, args.out, f"study-{name}", total)  # a resumed study resumes
             task = progress.add_task(f"study {args.preset} on {args.workload}", total=total, completed=done, info="")
 
             def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                 done = sum(t.state.is_finished() for t in study.trials)
-                values = [t.value for t in study.trials if t.value is not None and math.isfinite(t.value)]
-                progress.update(task, completed=done, info=f"best valid loss {min(values):.4g}" if values else "")
+                progress.update(task, completed=done, info=_best_so_far(study))
 
             summary = run_study(
                 args.workload,
@@ -299,10 +290,13 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
     return table
 
 
-def _sweep_command(args: argparse.Namespace) -> int:
-    import json
-    import math
+def _best_so_far(study: Any) -> str:
+    """The progress bars' note: the study's best finite valid loss so far."""
+    values = [t.value for t in study.trials if t.value is not None and math.isfinite(t.value)]
+    return f"best valid loss {min(values):.4g}" if values else ""
 
+
+def _sweep_command(args: argparse.Namespace) -> int:
     import optuna
     from rich.console import Console
 
@@ -321,8 +315,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
             task = progress.add_task(f"sweep on {args.workload}", total=args.trials, best="")
 
             def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                values = [t.value for t in study.trials if t.value is not None and math.isfinite(t.value)]
-                progress.update(task, advance=1, best=f"best valid loss {min(values):.4g}" if values else "")
+                progress.update(task, advance=1, best=_best_so_far(study))
 
             study = run_sweep(
                 args.workload,

@@ -131,16 +131,21 @@ def _workloads_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train_commands(sub: Any) -> None:
-    train = sub.add_parser("train", help="train a workload with an optimizer and a schedule")
-    train.add_argument("--workload", default="digits")
-    train.add_argument(
+def add_workload_option(parser: Any) -> None:
+    """``--workload-option KEY=VALUE`` (repeatable), read with :func:`_workload_options`."""
+    parser.add_argument(
         "--workload-option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="a workload option, repeatable (e.g. preset=small, corpus=data/iwslt14)",
     )
+
+
+def add_train_commands(sub: Any) -> None:
+    train = sub.add_parser("train", help="train a workload with an optimizer and a schedule")
+    train.add_argument("--workload", default="digits")
+    add_workload_option(train)
     train.add_argument("--config", type=Path, help="a run config (e.g. a run's config.json); overrides the flags")
     train.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw", "radam"])
     train.add_argument("--lr", type=float, default=1e-3)
