@@ -174,6 +174,7 @@ def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
         ({"beta2": 1.0}, "beta2 must be in"),
         ({"check_fraction": 1.5}, "check_fraction must be in"),
         ({"candidates": 0}, "candidates must be"),
+        ({"range_test_steps": 2}, "range_test_steps must be"),
     ]:
         with pytest.raises(ValueError, match=pattern):
             auto("digits", steps=20, **kwargs)  # type: ignore[arg-type]

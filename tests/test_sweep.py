@@ -336,6 +336,8 @@ def test_restart_rungs_compare_short_runs_with_their_own_decay(tmp_path: Path) -
     short = lrtune_train_value(study.trials[0].user_attrs["config"], 16)
     assert study.trials[0].intermediate_values[2] == pytest.approx(short)
     assert any(t.state.name == "PRUNED" for t in study.trials)
+    with pytest.raises(ValueError, match="range_test_steps must be >= 3, got 2"):
+        run_sweep("digits", space, trials=1, out=tmp_path / "y", lr_from_range_test="steepest", range_test_steps=2)
     with pytest.raises(ValueError, match="rungs must be 'continue' or 'restart', got 'x'"):
         run_sweep("digits", space, trials=1, out=tmp_path / "x", rungs="x")
 

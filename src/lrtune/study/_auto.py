@@ -78,6 +78,7 @@ def auto(
     if not 0.0 < beta2 < 1.0:
         raise ValueError(f"beta2 must be in (0, 1), got {beta2!r}")
     candidates = check_steps("candidates", candidates, minimum=1)
+    range_test_steps = check_steps("range_test_steps", range_test_steps, minimum=3)
     if not 0.0 < check_fraction < 1.0:
         raise ValueError(f"check_fraction must be in (0, 1), got {check_fraction!r}")
     task = get_workload(workload, **(workload_options or {})) if isinstance(workload, str) else workload

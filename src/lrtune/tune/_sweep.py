@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._validate import check_steps
 from ..runner import train
 from ..workloads import get_workload
 from ._range_test import lr_range_test
@@ -131,6 +132,8 @@ def run_sweep(
         raise ValueError(f"trials must be >= 0, got {trials!r}")
     if evals_per_trial < 1:
         raise ValueError(f"evals_per_trial must be >= 1, got {evals_per_trial!r}")
+    if lr_from_range_test is not None:
+        range_test_steps = check_steps("range_test_steps", range_test_steps, minimum=3)  # 3 points to suggest
     if rungs not in ("continue", "restart"):
         raise ValueError(f"rungs must be 'continue' or 'restart', got {rungs!r}")
     optuna = _optuna()
