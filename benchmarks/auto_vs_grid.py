@@ -3,12 +3,14 @@
 The grid: the study's six recipes (SGD + momentum + clipping, Adam with and without warm-up, RAdam with and
 without warm-up, AlgoPerf's AdamW + cosine) × ``--lrs`` peak LRs half a decade apart around each recipe's
 centre LR, one seed, ``--steps`` updates of ``--batch-tokens`` target tokens each (a grid sweep through
-:func:`lrtune.tune.run_sweep`). ``auto``: an LR range test (100 updates), Adam with the untuned warm-up
-2/(1 − β2) for β2 = 0.98, linear decay, successive halving among 3 candidate LRs over a quarter of the budget,
+:func:`lrtune.tune.run_sweep`). ``auto``: an LR range test (100 updates),
+``--optimizer`` Adam with the untuned warm-up 2/(1 − β2) for β2 = 0.98 or RAdam without one, linear decay,
+successive halving among 4 candidate LRs a quarter of a decade apart, compared after the (implicit) warm-up,
 then the chosen config trained for the whole budget. Compute is optimizer updates summed over every run each
 method needed (for auto: range test + candidates + the final run).
 
-Usage: python benchmarks/auto_vs_grid.py [--steps 300] [--batch-tokens 1000] [--lrs 5] [--out DIR] [--json F]
+Usage: python benchmarks/auto_vs_grid.py [--steps 300] [--batch-tokens 1000] [--lrs 5] [--optimizer adam|radam]
+       [--out DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-tokens", type=int, default=1000)
     parser.add_argument("--lrs", type=int, default=5, help="grid LRs per recipe, half a decade apart")
+    parser.add_argument("--optimizer", choices=("adam", "radam"), default="adam", help="auto's optimizer")
     parser.add_argument("--out", type=Path, default=Path("auto_vs_grid"), help="the grid's study (resumable)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -65,6 +68,7 @@ def main() -> None:
         "translation-de-en",
         steps=args.steps,
         batch_size=args.batch_tokens,
+        optimizer=args.optimizer,
         workload_options=OPTIONS,
         train_final=True,
     )
@@ -74,7 +78,7 @@ def main() -> None:
     auto_updates = result.updates + args.steps
     row = {
         "grid": {
-            "runs": len(study.trials),
+            "runs": sum("duplicate_of" not in t.user_attrs for t in study.trials),
             "updates": grid_updates,
             "seconds": grid_seconds,
             "best_valid_loss": best.value,
@@ -87,6 +91,7 @@ def main() -> None:
             "seconds": auto_seconds,
             "valid_loss": auto_loss,
             "bleu": result.final["metrics"].get("bleu"),
+            "optimizer": args.optimizer,
             "lr": result.config["optimizer"]["lr"],
             "warmup_steps": result.config["schedule"]["warmup_steps"],
             "suggestions": result.suggestions,
@@ -103,9 +108,10 @@ def main() -> None:
         f"{g['best_recipe']}, lr {g['best_lr']:.3g} |"
     )
     print(
-        f"| auto | range test + 3 candidates + final | {a['updates']} ({row['compute_ratio_percent']:.1f} %) | "
+        f"| auto | range test + {len(a['candidates'])} candidates + final | {a['updates']} "
+        f"({row['compute_ratio_percent']:.1f} %) | "
         f"{a['valid_loss']:.4f} "
-        f"({row['valid_loss_gap_percent']:+.2f} %) | {a['bleu']:.2f} | adam, lr {a['lr']:.3g}, warm-up "
+        f"({row['valid_loss_gap_percent']:+.2f} %) | {a['bleu']:.2f} | {a['optimizer']}, lr {a['lr']:.3g}, warm-up "
         f"{a['warmup_steps']} |"
     )
     if args.json is not None:

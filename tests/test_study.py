@@ -152,13 +152,14 @@ def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.Captur
     assert config["schedule"] == {"name": "warmup_linear_decay", "warmup_steps": 20, "total_steps": 40}
     assert config["optimizer"]["betas"] == [0.9, 0.98]  # untuned warm-up 2/(1-0.98) = 100, capped at half the run
     lrs = [c["lr"] for c in result.candidates]
-    assert lrs == pytest.approx([result.suggestions["steepest"] * 10 ** (-k / 2) for k in range(3)])
+    assert lrs == pytest.approx([result.suggestions["steepest"] * 10 ** (-k / 4) for k in range(3)])
     assert config["optimizer"]["lr"] in lrs
-    # successive halving: 3 candidates to update 5, the best 2 on to update 10 (a quarter of the budget)
+    # successive halving after the 20-update warm-up: 3 candidates to update 23, the best 2 on to update 25
+    # (20 + a quarter of the 20 updates after the warm-up)
     assert sorted(len(c["valid_loss"]) for c in result.candidates) == [1, 2, 2]
     survivors = [c for c in result.candidates if len(c["valid_loss"]) == 2]
     assert config["optimizer"]["lr"] == min(survivors, key=lambda c: c["valid_loss"][-1])["lr"]
-    assert result.range_test_updates <= 30 and result.updates == result.range_test_updates + 3 * 5 + 2 * 5
+    assert result.range_test_updates <= 30 and result.updates == result.range_test_updates + 3 * 23 + 2 * 2
     saved = tmp_path / "a" / "auto.json"
     assert json.loads(saved.read_text()) == config
     assert main(["train", "--config", str(saved), "--out", str(tmp_path / "run")]) == 0
@@ -174,10 +175,26 @@ def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
         ({"beta2": 1.0}, "beta2 must be in"),
         ({"check_fraction": 1.5}, "check_fraction must be in"),
         ({"candidates": 0}, "candidates must be"),
+        ({"spacing": 0.0}, "spacing must be a positive number of decades, got 0.0"),
         ({"range_test_steps": 2}, "range_test_steps must be"),
     ]:
         with pytest.raises(ValueError, match=pattern):
             auto("digits", steps=20, **kwargs)  # type: ignore[arg-type]
+
+
+def test_auto_compares_candidates_only_after_the_warmup() -> None:
+    from lrtune.study._auto import _rungs, _untuned_warmup
+
+    # β2 = 0.98: a warm-up (explicit for Adam, RAdam's rectification) of 2/(1 − β2) = 100 updates
+    assert _untuned_warmup(0.98, 300) == 100
+    assert _rungs(300, 100, 0.25, 3) == [125, 150]
+    assert _rungs(300, 100, 0.25, 2) == [150]
+    assert _untuned_warmup(0.999, 300) == 150  # capped at half the budget
+    assert _rungs(300, 150, 0.25, 3) == [169, 188]
+    for total in range(4, 60):
+        warmup = _untuned_warmup(0.98, total)
+        first, check = _rungs(total, warmup, 0.25, 3)
+        assert warmup < first < check <= total
 
 
 def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--batch-size", type=int, default=64)
     auto.add_argument("--optimizer", default="adam", choices=["adam", "radam"])
     auto.add_argument("--beta2", type=float, default=0.98)
-    auto.add_argument("--candidates", type=int, default=3, help="peak LRs compared by successive halving")
+    auto.add_argument("--candidates", type=int, default=4, help="peak LRs compared by successive halving")
+    auto.add_argument("--spacing", type=float, default=0.25, help="decades between candidate LRs")
     auto.add_argument("--seed", type=int, default=0)
     add_workload_option(auto)
     auto.add_argument("--train", action="store_true", help="also train the chosen config for the whole budget")
@@ -188,6 +189,7 @@ def _auto_command(args: argparse.Namespace) -> int:
                 optimizer=args.optimizer,
                 beta2=args.beta2,
                 candidates=args.candidates,
+                spacing=args.spacing,
                 seed=args.seed,
                 workload_options=_workload_options(args.workload_option),
                 out=args.out,

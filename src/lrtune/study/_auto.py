@@ -3,10 +3,15 @@
 1. An LR range test (``range_test_steps`` updates) gives the steepest-descent LR s.
 2. The warm-up is not tuned: Adam gets Ma & Yarats' untuned warm-up of 2/(1 − β2) updates (linear), RAdam none
    (its rectification is the warm-up); the LR then decays linearly to 0 at the budget's end.
-3. Successive halving among ``candidates`` peak LRs s · 10^(−k/2), k = 0 … candidates − 1 (the range test's
-   steepest point is often above the best peak LR for a full run): every candidate trains the first
-   ``check_fraction / 2`` of the budget on the real schedule, the better half continues (from its checkpoint) to
-   ``check_fraction``, and the candidate with the lowest validation loss there wins.
+3. Successive halving among ``candidates`` peak LRs s · 10^(−k·spacing), k = 0 … candidates − 1 (the range
+   test's steepest point is often above the best peak LR for a full run; by default a quarter of a decade apart,
+   since on short budgets the final loss is sharp in the LR: half a decade off costs several per cent), on the
+   real schedule. Candidates are compared
+   only after the warm-up — Adam's explicit one, or for RAdam the 2/(1 − β2) updates over which its
+   rectification acts as one (Ma & Yarats 2019): inside a warm-up the larger peak LR is ahead only because its
+   LR is larger so far. Every candidate trains to ``w + check_fraction/2 · (T − w)`` (w the warm-up, T the
+   budget), the better half continues (from its checkpoint) to ``w + check_fraction · (T − w)``, and the
+   candidate with the lowest validation loss there wins.
 
 The result is a run config that ``lrtune train --config`` runs, plus the evidence (the range test's
 suggestions, each candidate's validation losses, the compute used in optimizer updates).
@@ -50,6 +55,14 @@ def _untuned_warmup(beta2: float, steps: int) -> int:
     return min(round(2.0 / (1.0 - beta2)), steps // 2)
 
 
+def _rungs(total: int, warmup: int, check_fraction: float, candidates: int) -> list[int]:
+    """The updates at which candidates are compared: after the (explicit or implicit) warm-up ``warmup``."""
+    after = total - warmup
+    check = min(total, warmup + max(2, math.ceil(check_fraction * after)))
+    first = min(check - 1, warmup + max(1, math.ceil(check_fraction / 2 * after)))
+    return [first, check] if candidates > 2 else [check]
+
+
 def auto(
     workload: str | Workload,
     *,
@@ -57,7 +70,8 @@ def auto(
     batch_size: int = 64,
     optimizer: str = "adam",
     beta2: float = 0.98,
-    candidates: int = 3,
+    candidates: int = 4,
+    spacing: float = 0.25,
     check_fraction: float = 0.25,
     range_test_steps: int = 100,
     max_grad_norm: float | None = None,
@@ -78,6 +92,8 @@ def auto(
     if not 0.0 < beta2 < 1.0:
         raise ValueError(f"beta2 must be in (0, 1), got {beta2!r}")
     candidates = check_steps("candidates", candidates, minimum=1)
+    if not (isinstance(spacing, (int, float)) and math.isfinite(spacing) and spacing > 0):
+        raise ValueError(f"spacing must be a positive number of decades, got {spacing!r}")
     range_test_steps = check_steps("range_test_steps", range_test_steps, minimum=3)
     if not 0.0 < check_fraction < 1.0:
         raise ValueError(f"check_fraction must be in (0, 1), got {check_fraction!r}")
@@ -91,10 +107,9 @@ def auto(
     warmup = _untuned_warmup(beta2, total) if optimizer == "adam" else 0
     schedule = {"name": "warmup_linear_decay", "warmup_steps": warmup, "total_steps": total}
     updates = len(result.lrs)
-    lrs = [suggestions["steepest"] * 10 ** (-k / 2) for k in range(candidates)]
+    lrs = [suggestions["steepest"] * 10 ** (-k * spacing) for k in range(candidates)]
     logger.info("auto: range test suggests %s; candidates %s", suggestions, lrs)
-    check = max(2, math.ceil(check_fraction * total))
-    rungs = [max(1, check // 2), check] if candidates > 2 else [check]
+    rungs = _rungs(total, _untuned_warmup(beta2, total), check_fraction, candidates)
     pool: list[dict[str, Any]] = [{"lr": lr, "valid_loss": [], "status": "running"} for lr in lrs]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(out) if out is not None else Path(tmp)
