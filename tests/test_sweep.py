@@ -182,6 +182,13 @@ def test_pruning_waits_for_the_longest_warmup(tmp_path: Path) -> None:
         max_warmup_fraction(load_space({"optimizer": ["adam_warmup"], "lr": [1e-3], "warmup_steps": [0, 30]}), 60)
         == 0.5
     )
+    # RAdam's rectification is a warm-up of 2/(1 − β2) updates: 100 for β2 = 0.98, 20 for β2 = 0.9
+    radam = {"optimizer": ["adam", "radam"], "lr": [1e-3]}
+    assert max_warmup_fraction(load_space(radam), 400) == pytest.approx(0.25)
+    assert max_warmup_fraction(load_space({**radam, "beta2": [0.9, 0.95]}), 400) == pytest.approx(0.1)
+    assert max_warmup_fraction(load_space({**radam, "beta2": {"min": 0.9, "max": 0.999}}), 400) == 1.0
+    assert _first_rung(load_space(radam), 400, 8) == 3
+    assert max_warmup_fraction(load_space({"optimizer": ["adam", "sgd_clip"], "lr": [1e-3]}), 400) == 0.0
     study = run_sweep("digits", space, trials=16, out=tmp_path, steps=40, sampler="random", pruner="median")
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned, "the sweep should prune some of its worst trials"

@@ -4,7 +4,8 @@ The study lives in an Optuna storage: by default ``sqlite:///OUT/lrtune.db`` (em
 process at a time — SQLite locks the whole file, so several workers on one SQLite study contend and can fail), or
 a PostgreSQL URL that many workers on many machines share. Running the same command again continues the study.
 Each trial reports its validation loss at every evaluation, so a pruner can stop it early — but only from the
-first evaluation after the longest warm-up in the space, and at equal fractions of each trial's schedule, so that
+first evaluation after the longest warm-up in the space (RAdam's rectification counting as a warm-up of
+2/(1 − β2) updates), and at equal fractions of each trial's schedule, so that
 long warm-ups are not stopped for being slow to start; a diverged run is a
 recorded value (``inf``), not a crash. After the trials, ``OUT/trials.csv`` lists every trial of the study and
 ``OUT/best.json`` is the best trial's run config, which ``lrtune train --config`` runs as it is.
@@ -145,6 +146,16 @@ def run_sweep(
     out_dir.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out_dir)
     first_rung = _first_rung(checked, defaults["steps"], evals_per_trial)
+    if pruner != "none":
+        log = logger.warning if first_rung >= evals_per_trial else logger.info
+        log(
+            "%s pruning compares trials from evaluation %d of %d on, after the longest warm-up in the space "
+            "(%.0f %% of a run)",
+            pruner,
+            first_rung,
+            evals_per_trial,
+            100 * max_warmup_fraction(checked, defaults["steps"]),
+        )
     the_study = optuna.create_study(
         study_name=study,
         storage=_storage(url, heartbeat),
@@ -310,25 +321,41 @@ def _rung_indices(first: int, evals: int) -> list[int]:
 
 
 def max_warmup_fraction(space: dict[str, Any], default_steps: int) -> float:
-    """The longest warm-up in the space, as a fraction of its trial's total updates (0 without warm-up recipes)."""
+    """The longest warm-up in the space, as a fraction of its trial's total updates (0 without warm-ups).
+
+    RAdam's rectification counts as a warm-up of 2/(1 − β2) updates (Ma & Yarats 2019: it acts like a linear
+    warm-up of that length), so RAdam trials are not compared while their rectification still damps the LR.
+    """
     recipes = space.get("optimizer", ["adam"])
-    if not any(RECIPES[r].warmup for r in recipes):
-        return 0.0
-    spec = space.get("warmup_steps")
     totals = space.get("total_steps", [default_steps])
-    shortest = min(totals) if isinstance(totals, list) else totals["min"]
-    if spec is None:  # the recipes' defaults
-        return max(RECIPES[r].warmup_fraction for r in recipes if RECIPES[r].warmup)
-    if isinstance(spec, dict) and "fraction_of_total" in spec:
-        return float(spec["fraction_of_total"][1])
-    longest = max(spec) if isinstance(spec, list) else spec["max"]
-    return min(1.0, longest / max(1, shortest))
+    shortest = max(1, min(totals) if isinstance(totals, list) else totals["min"])
+    explicit = 0.0
+    if any(RECIPES[r].warmup for r in recipes):
+        spec = space.get("warmup_steps")
+        if spec is None:  # the recipes' defaults
+            explicit = max(RECIPES[r].warmup_fraction for r in recipes if RECIPES[r].warmup)
+        elif isinstance(spec, dict) and "fraction_of_total" in spec:
+            explicit = float(spec["fraction_of_total"][1])
+        else:
+            explicit = (max(spec) if isinstance(spec, list) else spec["max"]) / shortest
+    rectified = [RECIPES[r].optimizer for r in recipes if RECIPES[r].optimizer["name"] == "radam"]
+    implicit = 0.0
+    if rectified:
+        beta2 = space.get("beta2")
+        if beta2 is None:
+            longest = max(o["betas"][1] for o in rectified)
+        else:
+            longest = max(beta2) if isinstance(beta2, list) else beta2["max"]
+        implicit = 2.0 / (1.0 - longest) / shortest
+    return min(1.0, max(explicit, implicit))
 
 
 def _first_rung(space: dict[str, Any], default_steps: int, evals: int) -> int:
-    """The first evaluation after every trial's warm-up: a pruner that compared trials inside their warm-up would
-    systematically stop the long warm-ups (their loss is still high because their LR is still low)."""
-    return min(evals, math.floor(max_warmup_fraction(space, default_steps) * evals) + 1)
+    """The first evaluation after every trial's warm-up (explicit, or RAdam's rectification): a pruner that
+    compared trials inside their warm-up would systematically stop the long warm-ups (their loss is still high
+    because their LR is still low) and favour the larger peak LRs (ahead only because their LR is larger so far)."""
+    # (the tolerance: 2/(1 − 0.98) is 99.99999999999999 in floating point, and its end is still inside)
+    return min(evals, math.floor(max_warmup_fraction(space, default_steps) * evals + 1e-9) + 1)
 
 
 def _storage(url: str, heartbeat: float) -> Any:
