@@ -14,6 +14,7 @@ sweep's wall time, less the range tests, the trials' training time (inside ``lrt
 write-out of results and plots, divided by the trials — as a share of a trial's mean training time.
 
 Usage: python benchmarks/sweep_pruning.py [--steps 300] [--batch-tokens 1000] [--evals 8] [--json out.json]
+       [--pruners none asha ...] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -102,12 +103,14 @@ def main() -> None:
         help="pruners, NAME or NAME:restart (rungs are shorter runs with their schedule compressed)",
     )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="keep each sweep's study and results under DIR/NAME")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep if args.keep is not None else Path(tmp)
         for pruner in args.pruners:
-            rows.append(sweep(pruner, args, Path(tmp) / pruner))
+            rows.append(sweep(pruner, args, root / pruner.replace(":", "-")))
             print(json.dumps(rows[-1]), flush=True)
     base = next((r for r in rows if r["pruner"] == "none"), None)
     print(
@@ -127,7 +130,7 @@ def main() -> None:
     if args.json is not None:
         machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
         result = {"settings": vars(args) | {"json": str(args.json)}, "machine": machine, "rows": rows}
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

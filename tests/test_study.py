@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -63,8 +64,18 @@ def test_a_complete_study_is_only_reread(study_dir: Path, tmp_path: Path) -> Non
     assert after["recommendation"] == before["recommendation"] and after["settings"] == before["settings"]
 
 
+def test_summary_json_is_strict_json() -> None:
+    from lrtune.study._study import _json_safe
+
+    summary = {"runs": [{"valid_loss": math.inf, "steps": 3}], "spread": (math.nan, 1.5), "target": -math.inf}
+    assert _json_safe(summary) == {"runs": [{"valid_loss": None, "steps": 3}], "spread": [None, 1.5], "target": None}
+
+
 def test_summary_and_recommendation(study_dir: Path) -> None:
-    summary = json.loads((study_dir / "summary.json").read_text())
+    def refuse(constant: str) -> None:
+        raise ValueError(f"summary.json holds {constant}, which is not JSON")
+
+    summary = json.loads((study_dir / "summary.json").read_text(), parse_constant=refuse)
     assert len(summary["runs"]) == 8 and summary["compute"]["updates"] == 8 * 12
     settings = summary["settings"]
     assert {(s["recipe"], s["seeds"]) for s in settings} == {("adam", 2), ("adam_warmup", 2)}

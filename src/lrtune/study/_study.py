@@ -155,6 +155,19 @@ def resolve_preset(preset: str | Preset, seeds: int | None = None) -> tuple[str,
     return (preset if isinstance(preset, str) else "custom"), chosen
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None: strict JSON (``Infinity`` is not JSON, and
+    JavaScript's ``JSON.parse`` rejects it). In summary.json, null marks a diverged run's loss, a mean over seeds
+    that include one, and a target never reached."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def run_study(
     workload: str = "translation-de-en",
     *,
@@ -166,7 +179,8 @@ def run_study(
     callbacks: list[Any] | None = None,
     report: bool = True,
 ) -> dict[str, Any]:
-    """Run (or continue) the study and write ``OUT/summary.json`` and ``OUT/report.html``; returns the summary.
+    """Run (or continue) the study and write ``OUT/summary.json`` and ``OUT/report.html``; returns the summary
+    (where a diverged run's loss is ``math.inf``; summary.json, strict JSON, has null there).
 
     ``seeds`` overrides the preset's number of seeds. ``workload_options`` go to the workload (translation's
     ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial callbacks (e.g. a progress bar).
@@ -198,7 +212,7 @@ def run_study(
     summary = analyse(study, out_dir)
     summary |= {"workload": workload, "workload_options": options, "preset": name, "preset_settings": asdict(chosen)}
     tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False), encoding="utf-8")
     tmp.replace(out_dir / "summary.json")
     if summary.get("recommendation"):
         (out_dir / "recommended.json").write_text(
