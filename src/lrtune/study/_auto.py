@@ -6,12 +6,11 @@
 3. Successive halving among ``candidates`` peak LRs s · 10^(−k·spacing), k = 0 … candidates − 1 (the range
    test's steepest point is often above the best peak LR for a full run; by default a quarter of a decade apart,
    since on short budgets the final loss is sharp in the LR: half a decade off costs several per cent), on the
-   real schedule. Candidates are compared
-   only after the warm-up — Adam's explicit one, or for RAdam the 2/(1 − β2) updates over which its
-   rectification acts as one (Ma & Yarats 2019): inside a warm-up the larger peak LR is ahead only because its
-   LR is larger so far. Every candidate trains to ``w + check_fraction/2 · (T − w)`` (w the warm-up, T the
-   budget), the better half continues (from its checkpoint) to ``w + check_fraction · (T − w)``, and the
-   candidate with the lowest validation loss there wins.
+   real schedule. Candidates are compared only after the warm-up — Adam's explicit one, or for RAdam the
+   2/(1 − β2) updates over which its rectification acts as one (Ma & Yarats 2019): inside a warm-up the larger
+   peak LR is ahead only because its LR is larger so far. Every candidate trains to
+   ``w + check_fraction/2 · (T − w)`` (w the warm-up, T the budget), the better half continues (from its
+   checkpoint) to ``w + check_fraction · (T − w)``, and the candidate with the lowest validation loss there wins.
 
 The result is a run config that ``lrtune train --config`` runs, plus the evidence (the range test's
 suggestions, each candidate's validation losses, the compute used in optimizer updates).
@@ -30,6 +29,7 @@ from typing import Any
 
 from .._validate import check_choice, check_steps
 from ..runner import train
+from ..schedules import UntunedWarmup
 from ..tune import lr_range_test
 from ..workloads import Workload, get_workload
 from ..workloads import workload_options as options_of
@@ -52,7 +52,7 @@ class AutoResult:
 
 
 def _untuned_warmup(beta2: float, steps: int) -> int:
-    return min(round(2.0 / (1.0 - beta2)), steps // 2)
+    return min(round(UntunedWarmup(beta2).period), steps // 2)
 
 
 def _rungs(total: int, warmup: int, check_fraction: float, candidates: int) -> list[int]:
@@ -104,12 +104,13 @@ def auto(
         spec["max_grad_norm"] = max_grad_norm
     result = lr_range_test(task, optimizer=spec, num_steps=range_test_steps, batch_size=batch_size, seed=seed)
     suggestions = result.suggestions()
-    warmup = _untuned_warmup(beta2, total) if optimizer == "adam" else 0
+    horizon = _untuned_warmup(beta2, total)  # Adam's warm-up, or the span of RAdam's rectification
+    warmup = horizon if optimizer == "adam" else 0
     schedule = {"name": "warmup_linear_decay", "warmup_steps": warmup, "total_steps": total}
     updates = len(result.lrs)
     lrs = [suggestions["steepest"] * 10 ** (-k * spacing) for k in range(candidates)]
     logger.info("auto: range test suggests %s; candidates %s", suggestions, lrs)
-    rungs = _rungs(total, _untuned_warmup(beta2, total), check_fraction, candidates)
+    rungs = _rungs(total, horizon, check_fraction, candidates)
     pool: list[dict[str, Any]] = [{"lr": lr, "valid_loss": [], "status": "running"} for lr in lrs]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(out) if out is not None else Path(tmp)

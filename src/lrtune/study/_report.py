@@ -172,9 +172,7 @@ def _recipe_rows(summary: dict[str, Any]) -> str:
             _fmt(info["best_lr"], ".3g"),
             f"{_fmt(info['best_mean_valid_loss'])} ({_fmt(low)}–{_fmt(high)})",
             _fmt(info["best_mean_bleu"], ".2f"),
-            "none"
-            if width is None
-            else f"{len(info['lrs_near_best'])} LR{'s' if len(info['lrs_near_best']) > 1 else ''}, {width:.1f} decades",
+            "none" if width is None else f"{_count(len(info['lrs_near_best']), 'LR')}, {width:.1f} decades",
             f"{info['runs_reaching_target']}/{info['runs']}",
             _fmt(info["median_steps_to_target"], ".0f"),
             f"{info['diverged_runs']}/{info['runs']}",
@@ -188,10 +186,10 @@ def _diagnostic_runs(summary: dict[str, Any], out_dir: Path) -> list[tuple[str, 
     for run in summary["runs"]:
         path = out_dir / run["run_dir"] / "diagnostics.jsonl"
         if path.is_file() and run["recipe"] not in found:
-            short = {"adam": "Adam", "adam_warmup": "Adam + warm-up", "radam": "RAdam"}.get(
-                run["recipe"], run["recipe"]
+            found[run["recipe"]] = (
+                f"{SHORT.get(run['recipe'], run['recipe'])}, lr {run['lr']:.2g}",
+                load_records(path),
             )
-            found[run["recipe"]] = (f"{short}, lr {run['lr']:.2g}", load_records(path))
     order = ["adam", "adam_warmup", "radam"]
     return [found[r] for r in order if r in found]
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from .._validate import check_steps
 from ..runner import train
+from ..schedules import UntunedWarmup
 from ..workloads import get_workload
 from ._range_test import lr_range_test
 from ._space import RECIPES, fixed_params, load_space, lr_centre, setting, suggest
@@ -346,7 +347,7 @@ def max_warmup_fraction(space: dict[str, Any], default_steps: int) -> float:
             longest = max(o["betas"][1] for o in rectified)
         else:
             longest = max(beta2) if isinstance(beta2, list) else beta2["max"]
-        implicit = 2.0 / (1.0 - longest) / shortest
+        implicit = UntunedWarmup(longest).period / shortest
     return min(1.0, max(explicit, implicit))
 
 
