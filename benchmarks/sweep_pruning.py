@@ -1,10 +1,12 @@
-"""Pruning and sweep overhead: the same sweep on ``translation-de-en`` (tiny) unpruned and with ASHA / median.
+"""Pruning and sweep overhead: the same sweep on ``translation-de-en`` (tiny) unpruned and with pruners.
 
 One search space — the recipes SGD + momentum + clipping, Adam, Adam + warm-up (10 % of the run, then linear
 decay) and RAdam, each at five LRs spaced half a decade apart and centred on the recipe's LR range test
 suggestion (``steepest``) — swept on the grid sampler (the same trials in the same order whatever is pruned),
 ``--steps`` updates per trial of ``--batch-tokens`` target tokens, ``--evals`` validation-loss evaluations per
-trial (the pruning points; BLEU on the final one). Each pruner runs its own study from the same seed; ``NAME:restart``
+trial (the pruning points; BLEU on the final one). Each pruner runs its own study from the same seed: ``asha``,
+``median`` and ``hyperband`` are Optuna's (asynchronous) pruners, ``sh`` is synchronous successive halving (every
+trial to the first rung, then the best third continue from their checkpoints); ``NAME:restart``
 prunes on shorter runs whose whole schedule is compressed to the rung's length (``rungs="restart"``) instead of
 on a trial's own evaluations in the middle of its schedule.
 
@@ -99,7 +101,7 @@ def main() -> None:
     parser.add_argument(
         "--pruners",
         nargs="+",
-        default=["none", "asha", "median", "asha:restart"],
+        default=["none", "sh", "asha", "median"],
         help="pruners, NAME or NAME:restart (rungs are shorter runs with their schedule compressed)",
     )
     parser.add_argument("--json", type=Path, default=None)

@@ -359,3 +359,106 @@ def lrtune_train_value(config: dict, n: int) -> float:
         get_workload("digits"), optimizer=config["optimizer"], schedule=schedule, steps=n, batch_size=64
     )
     return float(record.final_metrics["valid_loss"])
+
+
+SH_SPACE = {"optimizer": ["adam", "adam_warmup", "sgd_clip"], "lr": [1e-3, 1e-2, 1e-1, 10.0], "warmup_steps": [8]}
+SH_ARGS = {"steps": 36, "sampler": "grid", "evals_per_trial": 9}
+
+
+def test_synchronous_successive_halving_compares_all_trials_at_each_rung(tmp_path: Path) -> None:
+    """Every trial reaches the first rung (after the 8-update warm-up: evaluation 3 of 9); the best 12 // 3 continue
+    from their checkpoints to the end, with exactly the values of the unpruned runs; diverged runs are values."""
+    study = run_sweep("digits", SH_SPACE, trials=12, out=tmp_path / "sh", pruner="sh", run_dirs=True, **SH_ARGS)
+    unpruned = run_sweep("digits", SH_SPACE, trials=12, out=tmp_path / "none", pruner="none", **SH_ARGS)
+    full = {json.dumps(t.params, sort_keys=True): t for t in unpruned.trials}
+    diverged = [t for t in study.trials if t.value == math.inf]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    survivors = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t not in diverged]
+    assert len(diverged) == 3 and all(t.user_attrs["status"] == "diverged" for t in diverged)  # lr = 10
+    assert len(survivors) == 4 and len(pruned) == 5
+    assert all(max(t.intermediate_values) == 3 and t.user_attrs["updates"] == 12 for t in pruned)
+    assert max(t.intermediate_values[3] for t in survivors) <= min(t.intermediate_values[3] for t in pruned)
+    for trial in [*survivors, *pruned]:  # resumed from checkpoints, bit-identical to the unpruned runs
+        twin = full[json.dumps(trial.params, sort_keys=True)]
+        assert trial.intermediate_values == {k: twin.intermediate_values[k] for k in trial.intermediate_values}
+    for trial in survivors:
+        assert trial.value == full[json.dumps(trial.params, sort_keys=True)].value
+        assert trial.user_attrs["updates"] == 36 and trial.user_attrs["status"] == "completed"
+    assert sum(t.user_attrs["updates"] for t in study.trials) < sum(t.user_attrs["updates"] for t in unpruned.trials)
+    best = json.loads((tmp_path / "sh" / "best.json").read_text())
+    assert best == json.loads((tmp_path / "none" / "best.json").read_text())
+    assert not list((tmp_path / "sh").rglob("*.pt")) and not (tmp_path / "sh" / "rungs").exists()  # cleaned up
+    assert (tmp_path / "sh" / "trials" / str(pruned[0].number) / "metrics.jsonl").is_file()
+
+
+def test_successive_halving_continues_an_interrupted_bracket_from_its_checkpoints(tmp_path: Path) -> None:
+    finished = []
+
+    def interrupt(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        finished.append(trial.number)
+        if trial.state == optuna.trial.TrialState.PRUNED:  # after the first rung: Ctrl-C
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("digits", SH_SPACE, trials=12, out=tmp_path, pruner="sh", callbacks=[interrupt], **SH_ARGS)
+    study = optuna.load_study(study_name="lrtune", storage=f"sqlite:///{tmp_path / 'lrtune.db'}")
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(failed) == len(waiting) == 12 - len(finished) and finished
+    reached = [t for t in failed if math.isfinite(t.intermediate_values.get(3, math.inf))]  # not diverged
+    assert reached and all((tmp_path / "rungs" / f"lrtune-{t.number}" / "checkpoints").is_dir() for t in reached)
+    study = run_sweep("digits", SH_SPACE, trials=len(waiting), out=tmp_path, pruner="sh", **SH_ARGS)
+    retried = [t for t in study.trials if t.number >= 12]
+    assert {json.dumps(t.params) for t in retried} == {json.dumps(t.params) for t in failed}
+    reference = run_sweep("digits", SH_SPACE, trials=12, out=tmp_path / "ref", pruner="sh", **SH_ARGS)
+    values = {json.dumps(t.params): (t.state, t.value) for t in reference.trials}
+    # the new bracket (the 11 retried trials) keeps 11 // 3 at the first rung: a subset of the 4 that the
+    # uninterrupted bracket kept, and they end with the same values, having trained only past their checkpoints
+    survivors = [t for t in retried if t.state == optuna.trial.TrialState.COMPLETE and math.isfinite(t.value)]
+    assert len(survivors) == len(retried) // 3
+    for trial in survivors:
+        assert values[json.dumps(trial.params)] == (optuna.trial.TrialState.COMPLETE, trial.value)
+        assert trial.user_attrs["updates"] == 36 - 12
+    assert not list(tmp_path.rglob("*.pt"))
+    with pytest.raises(ValueError, match="pruner 'sh' continues each trial's own run"):
+        run_sweep("digits", SH_SPACE, trials=1, out=tmp_path / "x", pruner="sh", rungs="restart")
+    for bad in (1, 2.5, True):
+        with pytest.raises(ValueError, match=f"reduction_factor must be an integer >= 2, got {bad!r}"):
+            run_sweep("digits", SH_SPACE, trials=1, out=tmp_path / "x", pruner="sh", reduction_factor=bad)
+
+
+def test_a_killed_successive_halving_worker_resumes_its_bracket_from_checkpoints(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "space.json").write_text(json.dumps({"optimizer": ["adam"], "lr": [1e-3, 3e-3, 1e-2]}))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lrtune.cli", "sweep", "--workload", "digits", "--space", str(tmp_path / "space.json")]
+    cmd += ["--steps", "6000", "--pruner", "sh", "--sampler", "grid", "--heartbeat", "1", "--out", str(out)]
+    cmd += ["--trials", "3"]  # rungs at evaluations 1 (update 1500), 3 and 4 (the end); 1 of 3 continues
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    try:
+        while not list((out / "rungs" / "lrtune-0").glob("checkpoints/step-*.pt")):  # trial 0 at its first rung
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker never reached a rung"
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    storage = f"sqlite:///{out / 'lrtune.db'}"
+    before = optuna.load_study(study_name="lrtune", storage=storage).trials
+    assert [t.state for t in before] == [optuna.trial.TrialState.RUNNING] * 3  # as the kill left them
+    time.sleep(3.5)  # past the grace period of 3 heartbeats
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=240).returncode == 0
+    after = optuna.load_study(study_name="lrtune", storage=storage).trials
+    assert [t.state for t in after[:3]] == [optuna.trial.TrialState.FAIL] * 3  # failed by the next worker
+    retry_of = {optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t): t for t in after[3:]}
+    assert sorted(retry_of) == [0, 1, 2] and all(retry_of[t.number].params == t.params for t in before)
+    assert sorted(t.state.name for t in after[3:]) == ["COMPLETE", "PRUNED", "PRUNED"]
+    first = retry_of[0]  # continued from the checkpoint trial 0 left at update 1500
+    assert first.user_attrs["updates"] == (4500 if first.state.name == "COMPLETE" else 0)
+    assert first.intermediate_values[1] == before[0].intermediate_values[1]

@@ -117,7 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--space", type=Path, required=True, help="the search space, a JSON file")
     sweep.add_argument("--trials", type=int, required=True, help="trials to add to the study")
     sweep.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "grid"])
-    sweep.add_argument("--pruner", default="median", choices=["median", "asha", "hyperband", "none"])
+    sweep.add_argument(
+        "--pruner",
+        default="median",
+        choices=["median", "asha", "hyperband", "sh", "none"],
+        help="sh: synchronous successive halving over this command's trials (all to the first rung, then the best "
+        "1/η continue from checkpoints)",
+    )
+    sweep.add_argument("--reduction-factor", type=int, default=3, help="η of --pruner sh")
     sweep.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
     sweep.add_argument("--study", default="lrtune", help="the study's name in the storage")
     sweep.add_argument("--steps", type=int, default=None, help="updates per trial when the space has no total_steps")
@@ -335,6 +342,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
                 callbacks=[advance],
                 evals_per_trial=args.evals_per_trial,
                 rungs=args.rungs,
+                reduction_factor=args.reduction_factor,
                 workload_options=options,
                 enqueue=enqueue,
                 lr_from_range_test=args.lr_from_range_test,

@@ -13,11 +13,14 @@ recorded value (``inf``), not a crash. After the trials, ``OUT/trials.csv`` list
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
 import os
+import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -36,7 +39,7 @@ __all__ = ["PRUNERS", "SAMPLERS", "run_sweep"]
 logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random", "qmc", "grid")
-PRUNERS = ("median", "asha", "hyperband", "none")
+PRUNERS = ("median", "asha", "hyperband", "sh", "none")
 
 
 def _optuna() -> Any:
@@ -72,7 +75,7 @@ def _pruner(name: str, first_rung: int, evals: int) -> Any:
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=first_rung)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=first_rung, max_resource=evals)
-    if name == "none":
+    if name in ("none", "sh"):  # sh: successive halving is run synchronously by the sweep itself
         return optuna.pruners.NopPruner()
     raise ValueError(f"pruner must be one of {PRUNERS}, got {name!r}")
 
@@ -101,6 +104,7 @@ def run_sweep(
     run_dirs: bool = False,
     diagnostics_for: Callable[[dict[str, Any]], bool] | None = None,
     rungs: str = "continue",
+    reduction_factor: int = 3,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
@@ -127,6 +131,15 @@ def run_sweep(
     evaluation indices) and at the end, the final validation loss of a separate shorter run whose whole schedule
     (warm-up and decay) is compressed to that length, so trials are compared after their decay, not at a point
     where a larger LR is still ahead; a trial that survives every rung costs the sum of its rung runs.
+
+    ``pruner="sh"``: synchronous successive halving over this call's ``trials`` (one bracket): every trial
+    trains to the first rung (the first evaluation after the longest warm-up) and is checkpointed there, the best
+    ⌊k/η⌋ of the k trials at a rung (η = ``reduction_factor``, at least one) continue from their checkpoints to
+    the rung η times further (in evaluations), the others are pruned, and the last rung is the end of the run.
+    Unlike the asynchronous pruners, no trial runs to the end before the others have been compared with it; a
+    survivor's run is the same run it would have been unpruned (it resumes bit-identically). Checkpoints live
+    under ``OUT/rungs`` (``OUT/trials/N`` with ``run_dirs``) until their trial is finished. Several workers on
+    one study each run their own bracket.
     """
     if not heartbeat > 0:
         raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
@@ -138,6 +151,10 @@ def run_sweep(
         range_test_steps = check_steps("range_test_steps", range_test_steps, minimum=3)  # 3 points to suggest
     if rungs not in ("continue", "restart"):
         raise ValueError(f"rungs must be 'continue' or 'restart', got {rungs!r}")
+    if pruner == "sh" and rungs == "restart":
+        raise ValueError("pruner 'sh' continues each trial's own run from its checkpoints: it has no rungs='restart'")
+    if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int) or reduction_factor < 2:
+        raise ValueError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
     optuna = _optuna()
     checked = load_space(space)
     options = workload_options or {}
@@ -157,9 +174,10 @@ def run_sweep(
             evals_per_trial,
             100 * max_warmup_fraction(checked, defaults["steps"]),
         )
+    storage_obj = _storage(url, heartbeat)
     the_study = optuna.create_study(
         study_name=study,
-        storage=_storage(url, heartbeat),
+        storage=storage_obj,
         direction="minimize",
         sampler=_sampler(sampler, seed, checked),
         pruner=_pruner(pruner, first_rung, evals_per_trial),
@@ -182,10 +200,10 @@ def run_sweep(
         params = fixed_params(entry, checked, defaults, factors)
         the_study.enqueue_trial(params, user_attrs={"fixed_lr": float(setting(entry)["lr"])}, skip_if_exists=True)
 
-    def objective(trial: Any) -> float:
+    def configure(trial: Any) -> dict[str, Any] | float:
+        """The trial's run config, or the value of a completed trial with the same config (which it records)."""
         config = suggest(trial, checked, defaults, factors)
         trial.set_user_attr("config", config)
-        total = config["steps"]
         # a grid over conditional parameters repeats runs (e.g. beta2 for SGD): a finished twin's result is reused
         for twin in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if twin.user_attrs.get("config") == config and "duplicate_of" not in twin.user_attrs:
@@ -195,6 +213,25 @@ def run_sweep(
                 trial.set_user_attr("updates", 0)
                 trial.set_user_attr("train_seconds", 0.0)
                 return float(twin.value)
+        return config
+
+    def run(config: dict[str, Any], schedule: dict[str, Any], steps: int, **extra: Any) -> Any:
+        return train(
+            task,
+            optimizer=config["optimizer"],
+            schedule=schedule,
+            steps=steps,
+            batch_size=config["batch_size"],
+            seed=config.get("seed", seed),
+            max_grad_norm=config["max_grad_norm"],
+            **extra,
+        )
+
+    def objective(trial: Any) -> float:
+        config = configure(trial)
+        if not isinstance(config, dict):  # a finished twin's value
+            return config
+        total = config["steps"]
 
         reported: set[int] = set()
         updates = 0
@@ -214,18 +251,6 @@ def run_sweep(
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at update {line['step']}")
 
-        def run(schedule: dict[str, Any], steps: int, **extra: Any) -> Any:
-            return train(
-                task,
-                optimizer=config["optimizer"],
-                schedule=schedule,
-                steps=steps,
-                batch_size=config["batch_size"],
-                seed=config.get("seed", seed),
-                max_grad_norm=config["max_grad_norm"],
-                **extra,
-            )
-
         began = time.perf_counter()
         restarted = rungs == "restart" and pruner != "none"
         spent = 0  # updates of the restart rungs' shorter runs
@@ -234,13 +259,14 @@ def run_sweep(
                 for index in _rung_indices(first_rung, evals_per_trial)[:-1]:
                     n = max(2, round(total * index / evals_per_trial))
                     warm = min(round(config["schedule"]["warmup_steps"] * n / total), n - 1)
-                    short = run({**config["schedule"], "warmup_steps": warm, "total_steps": n}, n)
+                    short = run(config, {**config["schedule"], "warmup_steps": warm, "total_steps": n}, n)
                     spent += short.steps
                     value = short.final_metrics.get("valid_loss", math.inf) if short.status == "completed" else math.inf
                     trial.report(value, index)
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after a {n}-update rung run")
             record = run(
+                config,
                 config["schedule"],
                 total,
                 eval_every=total if restarted else max(1, total // evals_per_trial),  # restarted: the end only
@@ -257,7 +283,21 @@ def run_sweep(
             return math.inf
         return float(record.final_metrics["valid_loss"])
 
-    if trials:
+    if trials and pruner == "sh":
+        _Halving(
+            the_study,
+            storage_obj,
+            configure,
+            run,
+            rungs=_rung_indices(first_rung, evals_per_trial, reduction_factor),
+            evals=evals_per_trial,
+            reduction_factor=reduction_factor,
+            root=out_dir,
+            run_dirs=run_dirs,
+            callbacks=callbacks or [],
+            diagnostics_for=diagnostics_for,
+        )(trials, heartbeat)
+    elif trials:
         the_study.optimize(objective, n_trials=trials, catch=(), callbacks=callbacks)
     write_results(the_study, out_dir)
     return the_study
@@ -312,13 +352,209 @@ def _lr_factors(
     return {name: lr / centre for name, lr in stored["lr"].items()}
 
 
-def _rung_indices(first: int, evals: int) -> list[int]:
-    """Evaluation indices of the restart rungs: first, 4·first, 16·first, ... below ``evals``, then ``evals``."""
+def _rung_indices(first: int, evals: int, factor: int = 4) -> list[int]:
+    """Evaluation indices of the rungs: first, factor·first, factor²·first, ... below ``evals``, then ``evals``."""
     indices, index = [], first
     while index < evals:
         indices.append(index)
-        index *= 4
+        index *= factor
     return [*indices, evals]
+
+
+class _Heartbeats:
+    """Records a heartbeat for each trial in ``alive`` every ``interval`` seconds, in a daemon thread: trials
+    driven by ask-and-tell (which Optuna does not beat for) are then failed, and retried, when their worker dies."""
+
+    def __init__(self, storage: Any, interval: float) -> None:
+        self.storage, self.interval = storage, interval
+        self.alive: dict[int, Any] = {}  # trial number -> trial
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lrtune-heartbeats", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            for trial in list(self.alive.values()):
+                self.storage.record_heartbeat(trial._trial_id)  # Optuna has no public accessor for the id
+            if self._stop.wait(self.interval):
+                return
+
+    def add(self, trial: Any) -> None:
+        """Beat for ``trial`` from now on (the first beat at once: a worker killed sooner still leaves one)."""
+        self.storage.record_heartbeat(trial._trial_id)
+        self.alive[trial.number] = trial
+
+    def __enter__(self) -> _Heartbeats:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _tell(study: Any, trial: Any, **kwargs: Any) -> Any:
+    """``study.tell``, and the finished trial. The grid sampler calls ``study.stop()`` after the last point of
+    its grid, which raises outside ``optimize`` (Optuna documents this for ask-and-tell); the trial's state and
+    value are stored before that, and there is no loop here to stop."""
+    try:
+        return study.tell(trial, **kwargs)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
+        return study.get_trials(deepcopy=False)[trial.number]
+
+
+class _Halving:
+    """Synchronous successive halving over one bracket of new trials: every trial trains to the first rung, the
+    best ⌊k/η⌋ of the k at a rung (at least one) continue from their checkpoints to the next, the others are
+    pruned; a diverged trial is a value (``inf``). Rung values are the trials' own evaluations, so they equal an
+    unpruned run's at those updates. Trials of a worker that was killed are failed by the next worker (heartbeats)
+    and retried in its bracket, continuing from the checkpoints they left; on an exception (Ctrl-C) the
+    bracket's unfinished trials are failed and retried at once."""
+
+    def __init__(
+        self,
+        study: Any,
+        storage: Any,
+        configure: Callable[[Any], dict[str, Any] | float],
+        run: Callable[..., Any],
+        *,
+        rungs: list[int],
+        evals: int,
+        reduction_factor: int,
+        root: Path,
+        run_dirs: bool,
+        callbacks: list[Any],
+        diagnostics_for: Callable[[dict[str, Any]], bool] | None,
+    ) -> None:
+        self.study, self.storage, self.configure, self.run = study, storage, configure, run
+        self.rungs, self.evals, self.eta = rungs, evals, reduction_factor
+        self.root, self.run_dirs, self.callbacks, self.diagnostics_for = root, run_dirs, callbacks, diagnostics_for
+        self.beats: _Heartbeats | None = None
+
+    def __call__(self, n: int, heartbeat: float) -> None:
+        optuna = _optuna()
+        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)  # a killed worker's bracket, re-enqueued: asked first
+        with _Heartbeats(self.storage, heartbeat) as self.beats:
+            try:
+                self._bracket(n)
+            except BaseException:
+                retry = self.storage.get_heartbeat_stale_trial_callback()
+                for trial in list(self.beats.alive.values()):
+                    frozen = self._tell(trial, state=optuna.trial.TrialState.FAIL)
+                    if retry is not None:
+                        retry(self.study, frozen)
+                raise
+
+    def _tell(self, trial: Any, **kwargs: Any) -> Any:
+        assert self.beats is not None
+        self.beats.alive.pop(trial.number, None)
+        return _tell(self.study, trial, **kwargs)
+
+    def _finish(self, member: dict[str, Any], **kwargs: Any) -> None:
+        frozen = self._tell(member["trial"], **kwargs)
+        if "dir" in member:
+            shutil.rmtree(self._checkpoints(member), ignore_errors=True)
+        for callback in self.callbacks:
+            callback(self.study, frozen)
+
+    def _checkpoints(self, member: dict[str, Any]) -> Path:
+        return Path(member["dir"]) / "checkpoints" if self.run_dirs else Path(member["dir"])
+
+    def _members(self, n: int) -> list[dict[str, Any]]:
+        """Ask ``n`` trials; those whose config a completed trial already ran are finished with its value."""
+        assert self.beats is not None
+        optuna = _optuna()
+
+        def retried_number(trial: Any) -> int | None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                number: int | None = optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial)
+                return number
+
+        members = []
+        for _ in range(n):
+            with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(): _Heartbeats
+                warnings.filterwarnings("ignore", "Heartbeat of storage")
+                trial = self.study.ask()
+            config = self.configure(trial)
+            if not isinstance(config, dict):
+                self._finish({"trial": trial}, values=config)
+                continue
+            first = trial.number  # the first of a chain of retries names the directory they resume from
+            while (earlier := retried_number(self.study.get_trials(deepcopy=False)[first])) is not None:
+                first = earlier
+            member = {"trial": trial, "config": config, "updates": 0, "seconds": 0.0, "reported": set()}
+            member["dir"] = (
+                self.root / "trials" / str(first)
+                if self.run_dirs
+                else self.root / "rungs" / f"{self.study.study_name}-{first}"
+            )
+            if first == trial.number:  # a new trial: what an earlier study left in its directory is not its own
+                shutil.rmtree(self._checkpoints(member), ignore_errors=True)
+            members.append(member)
+            self.beats.add(trial)
+        return members
+
+    def _train_to(self, member: dict[str, Any], index: int) -> None:
+        """Train (or continue) the member's run to evaluation ``index``, checkpoint it there, record its value."""
+        trial, config = member["trial"], member["config"]
+        total, evals = config["steps"], self.evals
+        target = total if index == evals else max(1, round(total * index / evals))
+
+        def report(line: dict[str, Any]) -> None:
+            if "loss" in line:  # one update (a resumed run logs only the updates it trains)
+                member["updates"] += 1
+            if "eval" in line:
+                step = min(evals, max(1, round(line["step"] * evals / total)))
+                if step not in member["reported"]:
+                    member["reported"].add(step)
+                    trial.report(line["eval"]["valid_loss"], step)
+
+        began = time.perf_counter()
+        record = self.run(
+            config,
+            config["schedule"],
+            target,
+            eval_every=max(1, total // evals),
+            callback=report,
+            out_dir=member["dir"],
+            checkpoint_every=target,
+            resume=True,
+            diagnostics=bool(self.diagnostics_for is not None and self.diagnostics_for(config)),
+        )
+        member["seconds"] += time.perf_counter() - began
+        trial.set_user_attr("updates", member["updates"])
+        trial.set_user_attr("train_seconds", member["seconds"])
+        if record.status == "interrupted":
+            raise KeyboardInterrupt(f"trial {trial.number} interrupted at update {record.steps}")
+        at_rung = [e["valid_loss"] for e in record.evals if e["step"] == target]
+        member["record"] = record
+        member["value"] = float(at_rung[-1]) if record.status == "completed" and at_rung else math.inf
+        if index not in member["reported"]:  # a diverged run, or one resumed past this rung
+            member["reported"].add(index)
+            trial.report(member["value"], index)
+
+    def _bracket(self, n: int) -> None:
+        alive = self._members(n)
+        for r, index in enumerate(self.rungs):
+            for member in alive:
+                self._train_to(member, index)
+            last = r == len(self.rungs) - 1
+            keep = len(alive) if last else max(1, len(alive) // self.eta)
+            ranked = sorted(alive, key=lambda m: m["value"])
+            for position, member in enumerate(ranked):
+                if last or not math.isfinite(member["value"]):  # finished, or diverged: a value
+                    member["trial"].set_user_attr("status", member["record"].status)
+                    member["trial"].set_user_attr("final_metrics", member["record"].final_metrics)
+                    self._finish(member, values=member["value"])
+                elif position >= keep:
+                    self._finish(member, state=_optuna().trial.TrialState.PRUNED)
+            alive = [m for m in ranked[:keep] if math.isfinite(m["value"])]
+        with contextlib.suppress(OSError):  # the checkpoints' folder, once no trial has one there
+            (self.root / "rungs").rmdir()
 
 
 def max_warmup_fraction(space: dict[str, Any], default_steps: int) -> float:
