@@ -23,7 +23,9 @@ the update's own: computing the global gradient norm (lrtune's default ``nonfini
 clipping) reads g once more (+4 bytes) and clipping also rescales it (+8 bytes), which that floor leaves out
 on purpose so that the cost of those passes shows; ``× bound incl. its gradient passes`` adds them, i.e. it
 compares each row with a perfect implementation of what the row does. ``speed-up`` is the time of torch.optim's default
-implementation of the same algorithm divided by the row's time.
+implementation of the same algorithm divided by the row's time. ``read pass`` times one read-only pass over the
+gradients (``g.sum()`` of each): the floor of any check that must finish before the update, printed as a multiple
+of Adam's bound (on these VMs a read-only stream runs well below ``add_``'s rate).
 
 Run it on an idle machine: the rows run one after another, so anything else using the cores (a test suite)
 slows some rows and not others, and with torch's default of one thread per core a preempted thread stalls
@@ -220,6 +222,20 @@ def measure_bandwidth(elems: int, repeats: int) -> list[float]:
     return rates
 
 
+def measure_read_pass(grads: list[torch.Tensor], repeats: int) -> float:
+    """Median seconds of one read-only pass over the gradients (``g.sum()`` of each, no write): the least a
+    separate non-finite check can cost, since it must read every gradient before the update starts."""
+    times = []
+    for _ in range(repeats + 3):
+        sync()
+        start = time.perf_counter()
+        for g in grads:
+            g.sum()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[3:])
+
+
 def make_template(cfg: Config) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Initial parameter values and the fixed gradients, shared (as copies) by every row."""
     gen = torch.Generator(DEVICE).manual_seed(SEED)
@@ -396,6 +412,7 @@ def main() -> None:
         timings.append((case, time_case(case, values, grads, warmup, repeats)))
         gc.collect()
     after = measure_bandwidth(cfg.bandwidth_elems, BANDWIDTH_REPEATS)
+    read_pass = measure_read_pass(grads, repeats)
     bandwidth = statistics.median(before + after)
     load_end = load_average()
     rows = summarize(timings, n_params, bandwidth)
@@ -417,6 +434,13 @@ def main() -> None:
         "bound: "
         + ", ".join(f"{k} {b} B/param = {1e3 * b * n_params / bandwidth:.2f} ms" for k, b in BYTES_PER_PARAM.items())
     )
+    adam_bound = BYTES_PER_PARAM["Adam"] * n_params / bandwidth
+    print(
+        f"read pass: {1e3 * read_pass:.2f} ms to read the gradients once (g.sum() per tensor, "
+        f"{4 * n_params / read_pass / 1e9:.2f} GB/s): a check before the update costs at least that, "
+        f"{read_pass / adam_bound:.2f}× Adam's bound, so nonfinite=raise cannot go below "
+        f"{1 + read_pass / adam_bound:.2f}× it on this machine"
+    )
     print()
     print(markdown_table(rows))
 
@@ -428,6 +452,7 @@ def main() -> None:
             "bandwidth_bytes_per_s": bandwidth,
             "bandwidth_before_bytes_per_s": before,
             "bandwidth_after_bytes_per_s": after,
+            "read_pass_seconds": read_pass,
             "params": n_params,
             "tensors": len(values),
             "repeats": repeats,

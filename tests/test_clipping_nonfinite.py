@@ -69,9 +69,12 @@ def _assert_same(a: tuple, b: tuple) -> None:
 
 @pytest.mark.parametrize(("ours", "peer", "kw"), OPTIMIZERS, ids=IDS)
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-def test_nonfinite_skip_leaves_everything_untouched(ours: type, peer: type, kw: dict, bad: float) -> None:
+@pytest.mark.parametrize("clip", [1.0, None])  # the check with clipping, and alone
+def test_nonfinite_skip_leaves_everything_untouched(
+    ours: type, peer: type, kw: dict, bad: float, clip: float | None
+) -> None:
     params = make_params(torch.float32)
-    opt = ours(params, nonfinite="skip", max_grad_norm=1.0, **kw)
+    opt = ours(params, nonfinite="skip", max_grad_norm=clip, **kw)
     stream = gradient_stream(params, 10)
     for _ in range(5):
         set_grads(params, next(stream))
