@@ -8,7 +8,8 @@ first evaluation after the longest warm-up in the space (RAdam's rectification c
 2/(1 − β2) updates), and at equal fractions of each trial's schedule, so that
 long warm-ups are not stopped for being slow to start; a diverged run is a
 recorded value (``inf``), not a crash. With ``pruner="sh"`` the sweep runs synchronous successive halving itself:
-every trial of the call to that first rung, then the best third on from their checkpoints, rung after rung. After the trials, ``OUT/trials.csv`` lists every trial of the study and
+every trial of the call to that first rung, then the best 1/η (a third by default) on from their checkpoints,
+rung after rung. After the trials, ``OUT/trials.csv`` lists every trial of the study and
 ``OUT/best.json`` is the best trial's run config, which ``lrtune train --config`` runs as it is.
 """
 
