@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,14 @@ logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random", "qmc", "grid")
 PRUNERS = ("median", "asha", "hyperband", "sh", "none")
+
+
+@contextlib.contextmanager
+def _without_experimental_warnings() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning (heartbeats and their retries are marked experimental)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _optuna().exceptions.ExperimentalWarning)
+        yield
 
 
 def _optuna() -> Any:
@@ -243,9 +251,7 @@ def run_sweep(
             if "loss" in line:
                 updates = line["step"]
             if "eval" in line:
-                # step = the evaluation's index: trials are compared at equal fractions of their schedules (the
-                # final evaluation of a run whose length evals_per_trial does not divide falls on the last index)
-                index = min(evals_per_trial, max(1, round(line["step"] * evals_per_trial / total)))
+                index = _eval_index(line["step"], total, evals_per_trial)
                 if index in reported:
                     return
                 reported.add(index)
@@ -354,6 +360,13 @@ def _lr_factors(
     return {name: lr / centre for name, lr in stored["lr"].items()}
 
 
+def _eval_index(update: int, total: int, evals: int) -> int:
+    """The evaluation index (1 … ``evals``) of an evaluation at ``update`` of a ``total``-update run: trials are
+    compared at equal fractions of their schedules (the final evaluation of a run whose length ``evals`` does not
+    divide falls on the last index)."""
+    return min(evals, max(1, round(update * evals / total)))
+
+
 def _rung_indices(first: int, evals: int, factor: int = 4) -> list[int]:
     """Evaluation indices of the rungs: first, factor·first, factor²·first, ... below ``evals``, then ``evals``."""
     indices, index = [], first
@@ -436,8 +449,7 @@ class _Halving:
 
     def __call__(self, n: int, heartbeat: float) -> None:
         optuna = _optuna()
-        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with _without_experimental_warnings():
             optuna.storages.fail_stale_trials(self.study)  # a killed worker's bracket, re-enqueued: asked first
         with _Heartbeats(self.storage, heartbeat) as self.beats:
             try:
@@ -468,14 +480,7 @@ class _Halving:
     def _members(self, n: int) -> list[dict[str, Any]]:
         """Ask ``n`` trials; those whose config a completed trial already ran are finished with its value."""
         assert self.beats is not None
-        optuna = _optuna()
-
-        def retried_number(trial: Any) -> int | None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                number: int | None = optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial)
-                return number
-
+        retried_number = _optuna().storages.RetryFailedTrialCallback.retried_trial_number
         members = []
         for _ in range(n):
             with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(): _Heartbeats
@@ -486,8 +491,10 @@ class _Halving:
                 self._finish({"trial": trial}, values=config)
                 continue
             first = trial.number  # the first of a chain of retries names the directory they resume from
-            while (earlier := retried_number(self.study.get_trials(deepcopy=False)[first])) is not None:
-                first = earlier
+            trials = self.study.get_trials(deepcopy=False)
+            with _without_experimental_warnings():
+                while (earlier := retried_number(trials[first])) is not None:
+                    first = earlier
             member = {"trial": trial, "config": config, "updates": 0, "seconds": 0.0, "reported": set()}
             member["dir"] = (
                 self.root / "trials" / str(first)
@@ -510,7 +517,7 @@ class _Halving:
             if "loss" in line:  # one update (a resumed run logs only the updates it trains)
                 member["updates"] += 1
             if "eval" in line:
-                step = min(evals, max(1, round(line["step"] * evals / total)))
+                step = _eval_index(line["step"], total, evals)
                 if step not in member["reported"]:
                     member["reported"].add(step)
                     trial.report(line["eval"]["valid_loss"], step)
@@ -604,8 +611,7 @@ def _storage(url: str, heartbeat: float) -> Any:
 
     for attempt in range(6):
         try:
-            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with _without_experimental_warnings():
                 return optuna.storages.RDBStorage(
                     url,
                     heartbeat_interval=max(1, round(heartbeat)),
