@@ -99,3 +99,39 @@ def test_translation_trains_and_translates_on_cuda(tmp_path, monkeypatch) -> Non
     record = lrtune.train(workload, optimizer={"name": "radam", "lr": 2e-3}, steps=30, batch_size=1024, device="cuda")
     assert record.status == "completed"
     assert record.final_metrics["valid_loss"] < 7.0 and 0.0 <= record.final_metrics["bleu"] <= 100.0
+
+
+@pytest.mark.parametrize("grads", ["autograd", "assigned"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided-view", "transposed", "channels_last"])
+@pytest.mark.parametrize("impl", ["auto", "fused", "foreach"])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_cuda_every_layout_equals_torch_foreach(case: Case, impl: str, layout: str, grads: str) -> None:
+    """The layouts of tests/test_layouts.py on CUDA: the fused kernels only where they can walk the layout."""
+    from test_layouts import params_of, same_layout_copy, train_steps
+
+    ours = params_of(layout, torch.float64, "cuda")
+    peer = same_layout_copy(ours)
+    train_steps(case.make(impl), ours, grads)
+    train_steps(case.make_peer(foreach=True), peer, grads)
+    for a, b in zip(ours, peer, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", [c for c in CASES if c.group_options == [{}]], ids=lambda c: c.name)
+def test_cuda_half_precision_is_as_close_to_float64_as_torch(case: Case, dtype: torch.dtype) -> None:
+    """torch 2.13's CPU fused SGD is wrong in half precision; this checks the CUDA kernels the default uses."""
+    from test_layouts import params_of, train_steps
+
+    exact = train_steps(
+        case.make("foreach"),
+        [p.detach().double().requires_grad_() for p in params_of("contiguous", dtype, "cuda")],
+        "assigned",
+    )
+    ours = train_steps(case.make("auto"), params_of("contiguous", dtype, "cuda"), "assigned")
+    peer = train_steps(case.make_peer(foreach=True), params_of("contiguous", dtype, "cuda"), "assigned")
+    for a, b, x in zip(ours, peer, exact, strict=True):
+        ours_err = float((a.detach().double() - x.detach()).abs().max())
+        peer_err = float((b.detach().double() - x.detach()).abs().max())
+        slack = 8 * torch.finfo(dtype).eps * float(x.detach().abs().max())
+        assert ours_err <= 2 * peer_err + slack or (ours_err != ours_err and peer_err != peer_err)

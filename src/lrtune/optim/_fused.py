@@ -13,6 +13,13 @@ that lr'·λ' = lr·λ). The few un-rectified steps at the start take the generi
 
 The kernels exist for CPU and CUDA tensors. On CUDA they read the step count from a device scalar: one is
 filled per update (a launch, no host synchronisation) while the state keeps its host-side ``step``.
+
+The kernels walk each parameter, its gradient and its moments as flat arrays in memory order, so they are right
+only when all of them are dense and share one layout (torch 2.13's own CPU ``fused=True`` is wrong otherwise:
+a strided-view parameter, or a transposed or ``channels_last`` one whose ``.grad`` was assigned contiguous).
+:func:`fusable` tells which parameters qualify; the others take the multi-tensor path, which is exact for any
+strides. torch 2.13's CPU fused SGD kernel is also wrong in float16 and bfloat16 (its vectorised loop, from 16
+elements on; torch's own ``SGD(fused=True)`` shares it), so on CPU half-precision SGD takes the multi-tensor path.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from ._adaptive import RMS, Identity, Rectified
 from ._momentum import EMA, HeavyBall, NoMomentum
 from ._rules import Adaptive, Momentum, State
 
-__all__ = ["fused_step", "supports_fused"]
+__all__ = ["fusable", "fused_step", "supports_fused"]
 
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_FUSED_SGD_CPU_DTYPES = (torch.float32, torch.float64)  # see the module docstring
+_KERNEL_STATE = ("exp_avg", "exp_avg_sq", "momentum_buffer")  # the state tensors the kernels walk
 
 
 def supports_fused(momentum: Momentum, adaptive: Adaptive, params: Sequence[Tensor]) -> bool:
@@ -40,7 +49,38 @@ def supports_fused(momentum: Momentum, adaptive: Adaptive, params: Sequence[Tens
     if not pair_ok or not params:
         return False
     device = params[0].device
-    return device.type in ("cpu", "cuda") and all(p.device == device and p.dtype in _FUSED_DTYPES for p in params)
+    dtypes = _FUSED_SGD_CPU_DTYPES if device.type == "cpu" and type(adaptive) is Identity else _FUSED_DTYPES
+    return device.type in ("cpu", "cuda") and all(p.device == device and p.dtype in dtypes for p in params)
+
+
+def _dense(t: Tensor) -> bool:
+    """Whether ``t`` covers its memory without gaps or overlaps (in some order of its dimensions)."""
+    expected = 1
+    for stride, size in sorted((st, n) for st, n in zip(t.stride(), t.shape, strict=True) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _same_layout(tensors: Sequence[Tensor]) -> bool:
+    """Whether the tensors are dense and laid out alike, so that one flat walk visits matching elements."""
+    strides = tensors[0].stride()
+    return all(t.stride() == strides for t in tensors[1:]) and _dense(tensors[0])
+
+
+def fusable(params: Sequence[Tensor], grads: Sequence[Tensor], states: Sequence[State]) -> list[bool]:
+    """Per parameter, whether the fused kernels handle its layout: the parameter, its gradient and the state
+    tensors the kernels read (moments, momentum buffer) dense and with equal strides. The others must take the
+    multi-tensor path."""
+    out = []
+    for p, g, s in zip(params, grads, states, strict=True):
+        moments = [v for k in _KERNEL_STATE if (v := s.get(k)) is not None]
+        if p.is_contiguous() and g.is_contiguous():  # the common case: one C call per tensor
+            out.append(all(v.is_contiguous() for v in moments))
+        else:
+            out.append(_same_layout([p, g, *moments]))
+    return out
 
 
 def fused_step(
@@ -56,7 +96,8 @@ def fused_step(
     maximize: bool,
     step: float,
 ) -> bool:
-    """One fused update of parameters that all stand at step ``step`` (already incremented).
+    """One fused update of parameters that all stand at step ``step`` (already incremented) and whose layouts
+    :func:`fusable` accepts.
 
     Returns False, doing nothing, when this step is not fusable (RAdam's un-rectified steps); the caller
     then takes the generic path.

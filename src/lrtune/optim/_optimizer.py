@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .._validate import check_choice, check_nonnegative, check_positive
 from ._adaptive import Identity
-from ._fused import fused_step, supports_fused
+from ._fused import fusable, fused_step, supports_fused
 from ._momentum import NoMomentum
 from ._reference import reference_step
 from ._rules import Adaptive, Momentum, State
@@ -66,7 +66,10 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
             ``"ignore"`` (no check; torch.optim's behaviour, saves one read of the gradients).
         impl: ``"reference"`` (paper notation, one parameter at a time: the test oracle), ``"foreach"``
             (generic multi-tensor path, works for any φ/ψ), ``"fused"`` (single-pass kernels for the
-            built-in pairs on CPU) or ``"auto"`` (fused where supported, else foreach).
+            built-in pairs on CPU and CUDA) or ``"auto"`` (fused where supported, else foreach). Parameters
+            whose layout the fused kernels cannot walk (a strided view; a gradient or state whose strides differ
+            from its parameter's) take the multi-tensor path in either case, so every layout gets the same
+            update.
     """
 
     def __init__(
@@ -147,8 +150,10 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
                     )
         if self.impl == "fused" and not supports_fused(momentum, adaptive, group["params"]):
             raise ValueError(
-                f"impl='fused' supports the built-in pairs (EMA with RMS or Rectified; HeavyBall or NoMomentum "
-                f"with Identity) on CPU floating-point parameters; got momentum={momentum!r}, adaptive={adaptive!r}"
+                "impl='fused' supports the built-in pairs (EMA with RMS or Rectified; HeavyBall or NoMomentum with "
+                "Identity) on floating-point parameters of one CPU or CUDA device (SGD on CPU: float32 and float64 "
+                f"only); got momentum={momentum!r}, adaptive={adaptive!r} on "
+                f"{sorted({f'{p.device.type} {p.dtype}' for p in group['params']})}"
             )
 
     def _rules(self, group: dict[str, Any]) -> tuple[Momentum, Adaptive]:
@@ -275,34 +280,39 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
     def _group_step(self, plan: _Plan) -> None:
         index, momentum, adaptive, impl, hyper = plan.index, plan.momentum, plan.adaptive, plan.impl, plan.hyper
         params, grads, states, buckets = plan.params, plan.grads, plan.states, plan.buckets
-        # CUDA's fused kernels read the step from a device scalar: queue them first, count the steps after.
-        count_after = impl == "fused" and params[0].device.type == "cuda"
         for t, idx in buckets.items():
-            p_t = [params[i] for i in idx]
-            g_t = [grads[i] for i in idx]
-            s_t = [states[i] for i in idx]
-            if count_after and fused_step(p_t, g_t, s_t, momentum=momentum, adaptive=adaptive, step=t, **hyper):
-                torch._foreach_add_([s["step"] for s in s_t], 1)
-                continue
-            torch._foreach_add_([s["step"] for s in s_t], 1)
+            torch._foreach_add_([states[i]["step"] for i in idx], 1)
             if impl == "reference":
-                for p, g, s in zip(p_t, g_t, s_t, strict=True):
+                for i in idx:
+                    p, g, s = params[i], grads[i], states[i]
                     reference_step(p, g, s, momentum=momentum, adaptive=adaptive, step=t, **hyper)
-            elif not (
-                impl == "fused"
-                and not count_after
-                and fused_step(p_t, g_t, s_t, momentum=momentum, adaptive=adaptive, step=t, **hyper)
-            ):
-                for chunk in _cache_chunks(p_t):
-                    _foreach_step(
-                        [p_t[i] for i in chunk],
-                        [g_t[i] for i in chunk],
-                        [s_t[i] for i in chunk],
-                        momentum=momentum,
-                        adaptive=adaptive,
-                        step=t,
-                        **hyper,
-                    )
+                continue
+            rest = idx
+            if impl == "fused":  # parameters whose layouts the kernels cannot walk take the multi-tensor path
+                ok = fusable([params[i] for i in idx], [grads[i] for i in idx], [states[i] for i in idx])
+                fast = [i for i, good in zip(idx, ok, strict=True) if good]
+                rest = [i for i, good in zip(idx, ok, strict=True) if not good]
+                if fast and not fused_step(
+                    [params[i] for i in fast],
+                    [grads[i] for i in fast],
+                    [states[i] for i in fast],
+                    momentum=momentum,
+                    adaptive=adaptive,
+                    step=t,
+                    **hyper,
+                ):
+                    rest = idx  # not fusable at this step (RAdam's un-rectified steps): all take the generic path
+            p_t = [params[i] for i in rest]
+            for chunk in _cache_chunks(p_t) if rest else []:
+                _foreach_step(
+                    [p_t[i] for i in chunk],
+                    [grads[rest[i]] for i in chunk],
+                    [states[rest[i]] for i in chunk],
+                    momentum=momentum,
+                    adaptive=adaptive,
+                    step=t,
+                    **hyper,
+                )
         t = max(buckets)
         self.last_step_info[index] = {
             "step": t,
