@@ -20,7 +20,6 @@ TensorBoard ``SummaryWriter``. Nothing is computed on steps that are not sampled
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from typing import IO, Any
 import torch
 from torch import Tensor, nn
 
+from .._json import dumps
 from .._rectification import rectification, rho_t
 from ._histogram import DEFAULT_BINS, LogBins, abs_log_histogram
 
@@ -284,7 +284,7 @@ class Diagnostics:
     def _emit(self, record: dict[str, Any]) -> None:
         self.records.append(record)
         if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(dumps(record) + "\n")
             self._file.flush()
         if self._writer is not None:
             step = record["step"]

@@ -13,14 +13,18 @@ import base64
 import html
 import io
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._json import read_jsonl
 from ._plot import _labels, _pyplot, plot_adaptive_lr, plot_gradient_histograms
 
 __all__ = ["load_run", "write_report"]
+
+logger = logging.getLogger(__name__)
 
 
 def load_run(run_dir: str | os.PathLike[str], *, diagnostics: bool = True) -> dict[str, Any]:
@@ -29,20 +33,33 @@ def load_run(run_dir: str | os.PathLike[str], *, diagnostics: bool = True) -> di
     root = Path(run_dir)
     if not (root / "config.json").is_file():
         raise FileNotFoundError(f"{root} is not a run directory (no config.json): pass lrtune.train's out_dir")
-    lines = []
-    if (root / "metrics.jsonl").is_file():
-        lines = [json.loads(x) for x in (root / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if x]
+    notes: list[str] = []
+
+    def records(path: Path) -> list[dict[str, Any]]:
+        found, note = read_jsonl(path, torn="skip")
+        if note:
+            logger.warning("%s", note)
+            notes.append(note)
+        return found
+
+    lines = records(root / "metrics.jsonl") if (root / "metrics.jsonl").is_file() else []
     diag = root / "diagnostics.jsonl"
     return {
         "name": root.name,
-        "config": json.loads((root / "config.json").read_text(encoding="utf-8")),
-        "run": json.loads((root / "run.json").read_text(encoding="utf-8")) if (root / "run.json").is_file() else {},
+        "config": _read_json(root / "config.json"),
+        "run": _read_json(root / "run.json") if (root / "run.json").is_file() else {},
         "steps": [x for x in lines if "loss" in x],
         "evals": [x for x in lines if "eval" in x],
-        "diagnostics": [json.loads(x) for x in diag.read_text(encoding="utf-8").splitlines() if x]
-        if diagnostics and diag.is_file()
-        else [],
+        "diagnostics": records(diag) if diagnostics and diag.is_file() else [],
+        "notes": notes,
     }
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 
 def _png(fig: Any) -> str:
@@ -175,6 +192,7 @@ def write_report(
         f'<h2>{html.escape(title)}</h2>\n<img alt="{html.escape(title)}" src="data:image/png;base64,{_png(fig)}">'
         for title, fig in figures
     )
+    notes = "\n".join(f'<p class="note">Note: {html.escape(n)}</p>' for r in runs for n in r["notes"])
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>lrtune report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
@@ -185,6 +203,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;font-size:90%;vertical-align:top}}i
 <th>skipped steps</th><th>final metrics</th></tr>
 {_summary_rows(runs, names)}
 </table>
+{notes}
 {sections}
 </body></html>
 """

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from .. import optim
+from .._json import dumps, read_jsonl, write_json
 from .._validate import check_positive, check_steps
 from ..diagnostics import Diagnostics
 from ..schedules import LRScheduler, Schedule, constant, from_spec
@@ -25,7 +27,7 @@ from ..workloads import Workload, workload_options
 from ._checkpoint import latest_checkpoint, save_checkpoint
 from ._distributed import Distributed, move_to
 
-__all__ = ["OPTIMIZERS", "RunRecord", "build_optimizer", "train"]
+__all__ = ["OPTIMIZERS", "RUN_FILES", "RunRecord", "build_optimizer", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +81,16 @@ def build_optimizer(
     return OPTIMIZERS[name](params, **kwargs)
 
 
-class _InterruptFlag:
-    """Turns SIGINT into a flag checked between updates (main thread only; a no-op when disabled)."""
+#: What a run directory holds (``lrtune train``'s ``out_dir``): what ``overwrite=True`` replaces.
+RUN_FILES = ("config.json", "metrics.jsonl", "run.json", "diagnostics.jsonl", "checkpoints")
 
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+
+class _InterruptFlag:
+    """Turns the first SIGINT into a flag checked between updates (main thread only); a second SIGINT interrupts
+    at once, as the previous handler would (a run stuck in one update can still be stopped)."""
+
+    def __init__(self) -> None:
+        self.enabled = threading.current_thread() is threading.main_thread()
         self.raised = False
         self._previous: Any = None
 
@@ -92,11 +99,32 @@ class _InterruptFlag:
             self._previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised:
+            self.restore()
+            raise KeyboardInterrupt
         self.raised = True
 
     def restore(self) -> None:
         if self.enabled and self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _holds_run(out: Path) -> list[str]:
+    """The run files in ``out`` (an empty list: nothing a run wrote)."""
+    return [name for name in RUN_FILES if (out / name).exists()]
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Keys (dotted) whose values differ between two configs."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differences(a, b, f"{prefix}{key}.")
+        elif json.loads(dumps(a)) != json.loads(dumps(b)):  # tuples and lists compare equal
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 def _describe(spec: Any) -> Any:
@@ -121,6 +149,7 @@ def train(
     out_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     callback: Callable[[dict[str, Any]], None] | None = None,
     device: str | torch.device | None = None,
     diagnostics: bool | dict[str, Any] = False,
@@ -131,13 +160,21 @@ def train(
     the first loss, or the optimizer raises on a non-finite gradient. With ``out_dir``, writes
     ``config.json``, ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps and the
     batch's ``tokens`` (workloads with ``loss_weight``) or ``examples``; one line per evaluation) and, at the
-    end, ``run.json`` (status, updates, seconds, skipped steps, evaluations). With
-    ``checkpoint_every``, writes ``out_dir/checkpoints/step-*.pt`` atomically (model, optimizer, scheduler,
-    RNG state, data position); ``resume=True`` continues from the newest readable one
-    (a truncated or corrupt file falls back to the previous checkpoint) and the run is bit-identical to an
-    uninterrupted one; ``steps`` may then be larger than in the interrupted run. SIGINT (Ctrl-C) during a run
-    that checkpoints finishes the current update, saves a checkpoint and returns with status "interrupted".
-    ``callback`` receives every line written to ``metrics.jsonl`` (e.g. to drive a progress bar).
+    end, ``run.json`` (status, updates, seconds of training over every segment of the run, skipped steps,
+    evaluations); all strict JSON (a non-finite number is ``null``). An ``out_dir`` that already holds a run is
+    refused (``FileExistsError``) unless ``resume=True`` continues it or ``overwrite=True`` replaces it.
+
+    With ``checkpoint_every``, writes ``out_dir/checkpoints/step-*.pt`` atomically (model, optimizer, scheduler,
+    RNG state, data position, config); ``resume=True`` continues from the newest readable one (a truncated or
+    corrupt file falls back to the previous checkpoint) and the run is bit-identical to an uninterrupted one. A
+    resumed run keeps its config: any difference from the checkpoint's is refused (``ValueError`` naming the
+    keys), except a larger ``steps`` (the schedule stays the checkpoint's) and another ``eval_every``. Without a
+    checkpoint, ``resume=True`` starts from update 0 (a warning says so) unless ``out_dir`` holds a finished run,
+    which is refused; a torn last line of ``metrics.jsonl`` (a crash while writing it) is dropped with a warning.
+
+    SIGINT (Ctrl-C) finishes the current update, saves a checkpoint (when there is an ``out_dir``) and returns
+    with status ``"interrupted"``; a second SIGINT interrupts at once. ``callback`` receives every line written
+    to ``metrics.jsonl`` (e.g. to drive a progress bar).
 
     ``diagnostics=True`` (or a dict of :class:`lrtune.diagnostics.Diagnostics` options) records gradient
     histograms, adaptive-LR statistics and update ratios into ``out_dir/diagnostics.jsonl`` (off by default).
@@ -155,6 +192,8 @@ def train(
         checkpoint_every = check_steps("checkpoint_every", checkpoint_every, minimum=1)
     if (checkpoint_every is not None or resume) and out_dir is None:
         raise ValueError("checkpoint_every and resume need an out_dir")
+    if resume and overwrite:
+        raise ValueError("resume=True continues the run in out_dir and overwrite=True replaces it: pass one")
     schedule_obj = constant() if schedule is None else from_spec(schedule)
     config = {
         "workload": workload.name,
@@ -179,6 +218,7 @@ def train(
             out_dir,
             checkpoint_every,
             resume,
+            overwrite,
             callback,
             diagnostics,
         )
@@ -196,10 +236,21 @@ def _run(
     out_dir: str | os.PathLike[str] | None,
     checkpoint_every: int | None,
     resume: bool,
+    overwrite: bool,
     callback: Callable[[dict[str, Any]], None] | None,
     diagnostics: bool | dict[str, Any],
 ) -> RunRecord:
     steps, batch_size, seed, eval_every = config["steps"], config["batch_size"], config["seed"], config["eval_every"]
+    out = Path(out_dir) if out_dir is not None else None
+    problem = None
+    if out is not None and dist.is_main:  # rank 0 owns the files; every rank learns what it found
+        try:
+            _prepare(out, config, resume=resume, overwrite=overwrite)
+        except (OSError, ValueError) as e:
+            problem = e
+    problem = dist.broadcast(problem)
+    if problem is not None:
+        raise problem
     module = workload.build_model(seed)
     takes_final = "final" in inspect.signature(workload.evaluate).parameters
     if dist.rank > 0:  # rank 0 keeps the one-process random stream (dropout); the others get their own
@@ -207,11 +258,12 @@ def _run(
     model = dist.wrap(module)
     opt = build_optimizer(optimizer, model.parameters(), max_grad_norm=config["max_grad_norm"])
     sched = LRScheduler(opt, schedule_obj)
-    out = Path(out_dir) if out_dir is not None else None
-    status, evals, first_loss, consumed = "completed", [], None, 0
-    kept_lines: list[str] = []
+    status, evals, first_loss, consumed, seconds_before = "completed", [], None, 0, 0.0
+    kept_lines: list[dict[str, Any]] = []
     if resume and out is not None and (found := latest_checkpoint(out / "checkpoints")) is not None:
         path, state = found
+        if state["step"] > steps:
+            raise ValueError(f"checkpoint {path} is at update {state['step']}, past steps={steps}")
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -222,24 +274,26 @@ def _run(
         if "cuda_rng" in state and dist.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"][dist.rank], dist.device)
         evals, first_loss, consumed = state["evals"], state["first_loss"], state["consumed"]
-        if (out / "metrics.jsonl").is_file():  # drop what was logged after the checkpoint
-            lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-            kept_lines = [x for x in lines if x.strip() and json.loads(x)["step"] <= state["step"]]
+        seconds_before = float(state.get("seconds", 0.0))
+        if (out / "metrics.jsonl").is_file():  # drop what was logged after the checkpoint (and a torn line)
+            lines, note = read_jsonl(out / "metrics.jsonl")
+            if note:
+                logger.warning("%s", note)
+            kept_lines = [x for x in lines if x["step"] <= state["step"]]
         logger.info("resuming from %s (update %d)", path, state["step"])
     log = None
     if out is not None and dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2))
-        tmp.replace(out / "config.json")
+        write_json(out / "config.json", config)
         log = open(out / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
-        log.writelines(line + "\n" for line in kept_lines)
+        log.writelines(dumps(line) + "\n" for line in kept_lines)
+        log.flush()
 
     def record(line: dict[str, Any]) -> None:
         if callback is not None and dist.is_main:
             callback(line)
         if log is not None:
-            log.write(json.dumps(line) + "\n")
+            log.write(dumps(line) + "\n")
             log.flush()
 
     recorder = None
@@ -247,16 +301,15 @@ def _run(
         options = diagnostics if isinstance(diagnostics, dict) else {}
         diag_path = out / "diagnostics.jsonl" if out is not None else None
         if diag_path is not None and diag_path.is_file():  # a resumed run: drop what was recorded after the checkpoint
-            kept = [
-                x
-                for x in diag_path.read_text(encoding="utf-8").splitlines()
-                if json.loads(x)["step"] <= sched.applied_updates
-            ]
-            diag_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            records, note = read_jsonl(diag_path)
+            if note:
+                logger.warning("%s", note)
+            kept = [dumps(x) + "\n" for x in records if x["step"] <= sched.applied_updates]
+            diag_path.write_text("".join(kept), encoding="utf-8")
         recorder = Diagnostics(opt, module, path=diag_path, **options)
         recorder.step = sched.applied_updates
     start = time.perf_counter()
-    interrupted = _InterruptFlag(enabled=checkpoint_every is not None)
+    interrupted = _InterruptFlag()
     batches = workload.train_batches(batch_size, seed)
     unit = "tokens" if hasattr(workload, "loss_weight") else "examples"  # what the loss averages over
     for _ in range(consumed):  # the data position of a resumed run
@@ -327,6 +380,8 @@ def _run(
                     "evals": evals,
                     "first_loss": first_loss,
                     "consumed": consumed,
+                    "seconds": seconds_before + time.perf_counter() - start,
+                    "config": json.loads(dumps(config)),
                 }
                 if dist.device.type == "cuda":
                     state["cuda_rng"] = dist.gather(torch.cuda.get_rng_state(dist.device))
@@ -347,13 +402,61 @@ def _run(
         steps=sched.applied_updates,
         final_metrics={k: v for k, v in evals[-1].items() if k != "step"} if evals else {},
         evals=evals,
-        seconds=time.perf_counter() - start,
+        seconds=seconds_before + time.perf_counter() - start,
         skipped_steps=getattr(opt, "skipped_steps", 0),
         diagnostics=recorder.records if recorder is not None else [],
     )
     if out is not None and dist.is_main:  # the outcome, for reports (config.json says what was asked)
         summary = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("config", "diagnostics")}
-        tmp = out / "run.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(out / "run.json")
+        write_json(out / "run.json", summary)
     return result
+
+
+def _prepare(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool) -> None:
+    """Check ``out`` before a run writes to it: never overwrite a run unasked, never resume with another config."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir {out} is a file, not a directory")
+    present = _holds_run(out) if out.is_dir() else []
+    if not resume:
+        if present and not overwrite:
+            raise FileExistsError(
+                f"{out} already holds a run ({', '.join(present)}): resume it, overwrite it or choose another out_dir"
+            )
+        for name in present:  # overwrite=True: the old run goes entirely, checkpoints included
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        return
+    found = latest_checkpoint(out / "checkpoints")
+    finished = None
+    if (out / "run.json").is_file():
+        try:
+            finished = json.loads((out / "run.json").read_text(encoding="utf-8")).get("status")
+        except ValueError:
+            finished = None
+    if found is None:
+        if finished in ("completed", "diverged"):
+            raise FileExistsError(
+                f"{out} holds a {finished} run and no checkpoint to resume from: overwrite it or choose another out_dir"
+            )
+        if present:
+            logger.warning("no checkpoint in %s: the run starts again from update 0", out / "checkpoints")
+        return
+    path, state = found
+    saved = state.get("config")
+    if saved is None and (out / "config.json").is_file():
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    if saved is not None:
+        differ = [k for k in _differences(saved, config) if k not in ("steps", "eval_every")]
+        if differ:
+            shown = ", ".join(f"{k} ({_get(saved, k)!r} → {_get(config, k)!r})" for k in differ)
+            raise ValueError(
+                f"resume: this run's config differs from the checkpoint's ({path}) in {shown}; a resumed run keeps "
+                "its config (only steps may grow, and eval_every change): drop resume to start a new run elsewhere"
+            )
+
+
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value

@@ -1,6 +1,8 @@
 """Real workloads that run offline: data + model + loss + evaluation (the :class:`Workload` protocol)."""
 
 import dataclasses
+import types
+import typing
 from typing import Any
 
 from ._charlm import CharLM, find_shakespeare
@@ -14,15 +16,65 @@ from ._workload import Workload
 WORKLOADS: dict[str, type] = {"translation-de-en": Translation, "digits": Digits, "charlm-shakespeare": CharLM}
 
 
+#: Dataclass fields of a workload that describe it rather than configure it: not options.
+_DESCRIPTIVE = ("name", "metric", "higher_is_better")
+
+
+def _option_fields(cls: type) -> dict[str, Any]:
+    """The options of a dataclass workload: field name -> its type (``Any`` where it cannot be resolved)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # annotations that do not resolve: accept any value
+        hints = {}
+    return {
+        f.name: hints.get(f.name, Any)
+        for f in dataclasses.fields(cls)
+        if f.init and not f.name.startswith("_") and f.name not in _DESCRIPTIVE
+    }
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether ``value`` (from JSON or a command line) fits the annotation ``kind`` (plain types, unions, lists)."""
+    if kind is Any:
+        return True
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if origin in (list, tuple, typing.Sequence) or kind in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if origin is dict or kind is dict:
+        return isinstance(value, dict)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(kind, type):
+        return isinstance(value, kind)
+    return True
+
+
+def _kind_name(kind: Any) -> str:
+    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
+
+
 def get_workload(name: str, **options: Any) -> Workload:
-    """A built-in workload by name, with options (``get_workload("translation-de-en", preset="small")``)."""
+    """A built-in workload by name, with options (``get_workload("translation-de-en", preset="small")``); an
+    unknown option, or a value of the wrong type, raises ``ValueError`` naming it."""
     if name not in WORKLOADS:
         raise ValueError(f"workload {name!r} is not one of {sorted(WORKLOADS)}")
     cls = WORKLOADS[name]
-    known = {f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_") and f.name != "name"}
-    unknown = sorted(set(options) - known)
+    known = _option_fields(cls)
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"workload {name!r} has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}")
+    for key, value in options.items():
+        if not _accepts(known[key], value):
+            raise ValueError(
+                f"workload {name!r} option {key}={value!r}: expected {_kind_name(known[key])}, "
+                f"got {type(value).__name__}"
+            )
     workload: Workload = cls(**options)
     return workload
 
@@ -34,7 +86,7 @@ def workload_options(workload: Workload) -> dict[str, Any]:
         return {}
     out = {}
     for f in dataclasses.fields(workload):
-        if not f.init or f.name.startswith("_") or f.name == "name":
+        if not f.init or f.name.startswith("_") or f.name in _DESCRIPTIVE:
             continue
         value = getattr(workload, f.name)
         default = f.default if f.default is not dataclasses.MISSING else None
