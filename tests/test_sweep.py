@@ -328,7 +328,7 @@ def test_restart_rungs_compare_short_runs_with_their_own_decay(tmp_path: Path) -
     space = {"optimizer": ["adam_warmup"], "lr": [1e-4, 3e-3, 1e-2, 3e-1], "warmup_steps": [8]}
     kwargs = {"steps": 64, "evals_per_trial": 8, "sampler": "grid", "pruner": "asha", "rungs": "restart"}
     study = run_sweep("digits", space, trials=4, out=tmp_path, **kwargs)
-    from lrtune.tune._sweep import _rung_indices
+    from lrtune.tune._trial import rung_indices as _rung_indices
 
     assert _rung_indices(2, 8) == [2, 8] and _rung_indices(1, 8) == [1, 4, 8] and _rung_indices(1, 20) == [1, 4, 16, 20]
     for trial in study.trials:

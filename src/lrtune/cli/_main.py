@@ -198,7 +198,7 @@ def _auto_command(args: argparse.Namespace) -> int:
                 candidates=args.candidates,
                 spacing=args.spacing,
                 seed=args.seed,
-                workload_options=_workload_options(args.workload_option),
+                workload_options=_workload_options(args.workload_option, args.workload),
                 out=args.out,
                 train_final=args.train,
             )
@@ -236,23 +236,26 @@ def _study_command(args: argparse.Namespace) -> int:
     from ..study import run_study, study_space
     from ..study._report import LABELS
     from ..study._study import _remaining, grid_size, resolve_preset
+    from ..tune._samplers import make_sampler
     from ._train import _workload_options
 
     matplotlib.use("Agg")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"))
+    total = 0
     try:
-        options = _workload_options(args.workload_option)
+        options = _workload_options(args.workload_option, args.workload)
         name, preset = resolve_preset(args.preset, args.seeds)
-        total = grid_size(study_space(preset))
+        space = study_space(preset)
+        total = grid_size(space)
+        grid = make_sampler("grid", 0, space)
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
-            done = total - _remaining(args.storage, args.out, f"study-{name}", total)  # a resumed study resumes
+            done = total - _remaining(args.storage, args.out, f"study-{name}", space)  # a resumed study resumes
             task = progress.add_task(f"study {args.preset} on {args.workload}", total=total, completed=done, info="")
 
             def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                done = sum(t.state.is_finished() for t in study.trials)
-                progress.update(task, completed=done, info=_best_so_far(study))
+                progress.update(task, completed=total - grid.remaining(study), info=_best_so_far(study))
 
             summary = run_study(
                 args.workload,
@@ -264,9 +267,19 @@ def _study_command(args: argparse.Namespace) -> int:
                 callbacks=[advance],
             )
     except (ValueError, OSError) as e:
-        console.print(f"[red]lrtune study:[/red] {e}")
+        console.print(f"[red]lrtune study:[/red] {e}", soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        left = _remaining(args.storage, args.out, f"study-{name}", space) if total else None
+        console.print(
+            f"[red]lrtune study:[/red] interrupted with {left} of {total} grid points left; nothing finished is lost: "
+            "run the same command again to continue",
+            soft_wrap=True,
+        )
+        return 130
     console.print(_plain_summary(summary, LABELS))
+    if summary.get("missing"):
+        console.print(f"{len(summary['missing'])} grid points have no finished run yet: {summary['missing']}")
     console.print(f"report: {args.out / 'report.html'}; numbers: {args.out / 'summary.json'}")
     return 0
 
@@ -318,7 +331,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"))
     try:
-        options = _workload_options(args.workload_option)
+        options = _workload_options(args.workload_option, args.workload)
         enqueue = [json.loads(e) if e.lstrip().startswith("{") else e for e in args.enqueue]
         with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task(f"sweep on {args.workload}", total=args.trials, best="")
@@ -348,8 +361,15 @@ def _sweep_command(args: argparse.Namespace) -> int:
                 lr_from_range_test=args.lr_from_range_test,
             )
     except (ValueError, OSError, json.JSONDecodeError) as e:
-        console.print(f"[red]lrtune sweep:[/red] {e}")
+        console.print(f"[red]lrtune sweep:[/red] {e}", soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        console.print(
+            f"[red]lrtune sweep:[/red] interrupted: finished trials are kept in {args.out}, the interrupted one is "
+            "queued again; run the same command to continue",
+            soft_wrap=True,
+        )
+        return 130
     states = [t.state.name for t in study.trials]
     console.print(
         f"{len(states)} trials in study {args.study!r}: "

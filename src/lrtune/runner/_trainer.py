@@ -12,7 +12,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,7 @@ def train(
     batch_size: int = 64,
     seed: int = 0,
     eval_every: int | None = None,
+    eval_at: Sequence[int] | None = None,
     max_grad_norm: float | None = None,
     diverge_factor: float = 10.0,
     out_dir: str | os.PathLike[str] | None = None,
@@ -156,8 +157,10 @@ def train(
 ) -> RunRecord:
     """Train ``workload`` for ``steps`` optimizer updates and evaluate it; deterministic for a seed on CPU.
 
-    The run stops early with status ``"diverged"`` when the loss is NaN/Inf, exceeds ``diverge_factor`` times
-    the first loss, or the optimizer raises on a non-finite gradient. With ``out_dir``, writes
+    The model is evaluated after every ``eval_every`` updates (default: only at the end), or after the updates
+    listed in ``eval_at``, and always after the last. The run stops early with status ``"diverged"`` when the
+    loss is NaN/Inf, exceeds ``diverge_factor`` times the first loss, or the optimizer raises on a non-finite
+    gradient. With ``out_dir``, writes
     ``config.json``, ``metrics.jsonl`` (one line per update: loss, lr, grad_norm, skipped_steps and the
     batch's ``tokens`` (workloads with ``loss_weight``) or ``examples``; one line per evaluation) and, at the
     end, ``run.json`` (status, updates, seconds of training over every segment of the run, skipped steps,
@@ -187,6 +190,8 @@ def train(
     steps = check_steps("steps", workload.step_hint if steps is None else steps, minimum=1)
     batch_size = check_steps("batch_size", batch_size, minimum=1)
     eval_every = check_steps("eval_every", steps if eval_every is None else eval_every, minimum=1)
+    if eval_at is not None:
+        eval_at = sorted({check_steps("eval_at", t, minimum=1) for t in eval_at})
     check_positive("diverge_factor", diverge_factor)
     if checkpoint_every is not None:
         checkpoint_every = check_steps("checkpoint_every", checkpoint_every, minimum=1)
@@ -206,6 +211,8 @@ def train(
         "eval_every": eval_every,
         "max_grad_norm": max_grad_norm,
     }
+    if eval_at is not None:  # evaluation points of a sweep's trial (its pruning points)
+        config["eval_at"] = eval_at
     dist = Distributed(device)
     try:
         return _run(
@@ -241,6 +248,7 @@ def _run(
     diagnostics: bool | dict[str, Any],
 ) -> RunRecord:
     steps, batch_size, seed, eval_every = config["steps"], config["batch_size"], config["seed"], config["eval_every"]
+    evaluate_at = set(config["eval_at"]) if "eval_at" in config else set(range(eval_every, steps + 1, eval_every))
     out = Path(out_dir) if out_dir is not None else None
     problem = None
     if out is not None and dist.is_main:  # rank 0 owns the files; every rank learns what it found
@@ -351,7 +359,7 @@ def _run(
                     unit: items,
                 }
             )
-            if sched.applied_updates % eval_every == 0 or sched.applied_updates == steps:
+            if sched.applied_updates in evaluate_at or sched.applied_updates == steps:
                 metrics = None
                 if dist.is_main:
                     module.eval()
@@ -446,7 +454,7 @@ def _prepare(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool
     if saved is None and (out / "config.json").is_file():
         saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
     if saved is not None:
-        differ = [k for k in _differences(saved, config) if k not in ("steps", "eval_every")]
+        differ = [k for k in _differences(saved, config) if k not in ("steps", "eval_every", "eval_at")]
         if differ:
             shown = ", ".join(f"{k} ({_get(saved, k)!r} → {_get(config, k)!r})" for k in differ)
             raise ValueError(

@@ -27,8 +27,9 @@ from typing import Any
 
 from ..diagnostics import load_run
 from ..tune import RECIPES, run_sweep
+from ..tune._samplers import grid_points, make_sampler
 from ..tune._space import lr_centre
-from ..tune._sweep import default_storage
+from ..tune._storage import default_storage
 
 __all__ = ["LR_CENTRES", "PRESETS", "Preset", "analyse", "run_study", "study_space"]
 
@@ -194,7 +195,7 @@ def run_study(
     study = run_sweep(
         workload,
         space,
-        trials=_remaining(storage, out_dir, f"study-{name}", grid_size(space)),
+        trials=None,  # every grid point not yet completed
         out=out_dir,
         sampler="grid",
         pruner="none",
@@ -209,7 +210,7 @@ def run_study(
         run_dirs=True,
         diagnostics_for=_diagnose(chosen),
     )
-    summary = analyse(study, out_dir)
+    summary = analyse(study, out_dir, space=space)
     summary |= {"workload": workload, "workload_options": options, "preset": name, "preset_settings": asdict(chosen)}
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False), encoding="utf-8")
@@ -225,33 +226,39 @@ def run_study(
     return summary
 
 
-def _remaining(storage: str | None, out_dir: Path, name: str, grid: int) -> int:
-    """Grid points not yet finished in the study (all of them for a new study): a complete study is only
-    re-read, not extended by a repeated grid point."""
+def _remaining(storage: str | None, out_dir: Path, name: str, space: dict[str, Any]) -> int:
+    """Grid points not yet completed in the study (all of them for a new study)."""
     import optuna
 
+    grid = grid_size(space)
     if storage is None and not (out_dir / "lrtune.db").is_file():
         return grid
     url = storage or default_storage(out_dir)
     try:
         study = optuna.load_study(study_name=name, storage=url)
-    except KeyError:  # no such study yet
+    except Exception:  # no such study yet, or a storage that run_sweep will refuse with a clear message
         return grid
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    done = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False, states=states)}
-    return max(0, grid - len(done))
+    return int(make_sampler("grid", 0, space).remaining(study))
+
+
+def _missing(study: Any, space: dict[str, Any]) -> list[dict[str, Any]]:
+    """The grid points without a completed (or pruned) trial."""
+    taken = make_sampler("grid", 0, space).taken(study)
+    return [p for i, p in enumerate(grid_points(space)) if taken.get(i) not in ("COMPLETE", "PRUNED")]
 
 
 def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def analyse(study: Any, out_dir: Path) -> dict[str, Any]:
+def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -> dict[str, Any]:
     """The study's numbers: runs, per recipe and setting the seeds' mean and spread, target, robustness,
-    divergences, compute and the recommendation (plain data, JSON-ready)."""
+    divergences, compute and the recommendation (plain data, JSON-ready); with the study's grid ``space``, the
+    grid points that have no completed run yet (``missing``)."""
     runs = []
     for t in study.trials:
-        if t.state.name not in ("COMPLETE", "PRUNED") or "duplicate_of" in t.user_attrs:
+        skipped = "duplicate_of" in t.user_attrs or "twin_of" in t.user_attrs
+        if t.state.name not in ("COMPLETE", "PRUNED") or skipped:
             continue
         config = t.user_attrs["config"]
         run_dir = out_dir / "trials" / str(t.number)
@@ -306,6 +313,7 @@ def analyse(study: Any, out_dir: Path) -> dict[str, Any]:
     finite_settings = [s for s in settings if math.isfinite(s["mean_valid_loss"])]
     summary: dict[str, Any] = {
         "runs": runs,
+        "missing": _missing(study, space) if space is not None else [],
         "settings": settings,
         "compute": {"updates": sum(r["updates"] for r in runs), "seconds": sum(r["seconds"] for r in runs)},
         "diverged_runs": sum(r["status"] == "diverged" for r in runs),

@@ -1,0 +1,174 @@
+"""One trial of a sweep: its run config, the twin check, the training run and what the pruner sees.
+
+Every trial records which process runs it (``worker``), its ``config`` and, when it is done, its ``status``,
+``final_metrics``, ``updates`` and ``train_seconds``. A trial whose run config a *completed* trial already ran is
+not trained again: it records ``duplicate_of`` and that trial's value (a grid over parameters that its recipe
+does not use, or a continued sweep that draws a configuration again). A trial whose config a *running* trial with
+a smaller number is training (two workers that picked the same point) is not trained either: it records
+``twin_of`` and ends pruned, and the point stays the running trial's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..runner import RunRecord, train
+from ._samplers import eval_points
+from ._space import suggest
+from ._storage import mark_worker, optuna
+
+__all__ = ["Sweep", "configure", "objective", "rung_indices"]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What every trial of a sweep shares: the workload, the space and its defaults, the LR centring, where runs
+    go, and how trials are compared (evaluations per trial, pruner, rungs)."""
+
+    task: Any
+    space: dict[str, Any]
+    defaults: dict[str, Any]  # steps and batch_size where the space does not search them
+    factors: dict[str, float] | None  # recipe -> LR factor (centring), or None
+    seed: int
+    out_dir: Path
+    evals: int
+    pruner: str
+    rungs: str  # "continue" or "restart"
+    first_rung: int
+    run_dirs: bool = False
+    diagnostics_for: Callable[[dict[str, Any]], bool] | None = None
+
+    def run(self, config: dict[str, Any], schedule: dict[str, Any], steps: int, **extra: Any) -> RunRecord:
+        """Train the trial's config for ``steps`` updates with ``schedule``."""
+        return train(
+            self.task,
+            optimizer=config["optimizer"],
+            schedule=schedule,
+            steps=steps,
+            batch_size=config["batch_size"],
+            seed=config.get("seed", self.seed),
+            max_grad_norm=config["max_grad_norm"],
+            **extra,
+        )
+
+    def run_dir(self, number: int) -> Path | None:
+        return self.out_dir / "trials" / str(number) if self.run_dirs else None
+
+    def diagnose(self, config: dict[str, Any]) -> bool:
+        return bool(self.diagnostics_for is not None and self.diagnostics_for(config))
+
+
+def configure(sweep: Sweep, trial: Any) -> dict[str, Any] | float:
+    """The trial's run config, or the value of a completed trial with the same config (which it records); raises
+    ``TrialPruned`` when a running trial with a smaller number trains the same config."""
+    mark_worker(trial)
+    config = suggest(trial, sweep.space, sweep.defaults, sweep.factors)
+    trial.set_user_attr("config", config)
+    state = optuna().trial.TrialState
+    twins = [
+        t
+        for t in trial.study.get_trials(deepcopy=False, states=(state.COMPLETE, state.RUNNING))
+        if t.number != trial.number
+        and t.user_attrs.get("config") == config
+        and "duplicate_of" not in t.user_attrs
+        and "twin_of" not in t.user_attrs
+    ]
+    for twin in twins:
+        if twin.state == state.COMPLETE:
+            for key in ("status", "final_metrics"):
+                trial.set_user_attr(key, twin.user_attrs.get(key))
+            trial.set_user_attr("duplicate_of", twin.number)
+            trial.set_user_attr("updates", 0)
+            trial.set_user_attr("train_seconds", 0.0)
+            return float(twin.value)
+    for twin in twins:
+        if twin.number < trial.number:
+            trial.set_user_attr("twin_of", twin.number)
+            trial.set_user_attr("updates", 0)
+            raise optuna().TrialPruned(f"trial {twin.number} is training the same configuration")
+    return config
+
+
+def rung_indices(first: int, evals: int, factor: int = 4) -> list[int]:
+    """Evaluation indices of the rungs: first, factor·first, factor²·first, ... below ``evals``, then ``evals``."""
+    indices, index = [], first
+    while index < evals:
+        indices.append(index)
+        index *= factor
+    return [*indices, evals]
+
+
+def objective(sweep: Sweep, trial: Any) -> float:
+    """Train the trial (reporting its evaluations to the pruner) and return its final validation loss (``inf`` for
+    a diverged run). Ctrl-C during the run: the update finishes and ``KeyboardInterrupt`` is raised."""
+    config = configure(sweep, trial)
+    if not isinstance(config, dict):  # a finished twin's value
+        return config
+    total = config["steps"]
+    points = eval_points(total, sweep.evals)
+    reported: set[int] = set()
+    updates = 0
+
+    def report(line: dict[str, Any]) -> None:
+        nonlocal updates
+        if "loss" in line:
+            updates = line["step"]
+        index = points.get(line["step"]) if "eval" in line else None
+        if index is None or index in reported:
+            return
+        reported.add(index)
+        trial.report(_value(line["eval"].get("valid_loss")), index)
+        if trial.should_prune():
+            raise optuna().TrialPruned(f"pruned at update {line['step']}")
+
+    began = time.perf_counter()
+    restarted = sweep.rungs == "restart" and sweep.pruner != "none"
+    spent = 0  # updates of the restart rungs' shorter runs
+    try:
+        if restarted:
+            for index in rung_indices(sweep.first_rung, sweep.evals)[:-1]:
+                n = max(2, round(total * index / sweep.evals))
+                warm = min(round(config["schedule"]["warmup_steps"] * n / total), n - 1)
+                short = sweep.run(config, {**config["schedule"], "warmup_steps": warm, "total_steps": n}, n)
+                spent += short.steps
+                _raise_if_interrupted(short, trial)
+                trial.report(_final(short), index)
+                if trial.should_prune():
+                    raise optuna().TrialPruned(f"pruned after a {n}-update rung run")
+        record = sweep.run(
+            config,
+            config["schedule"],
+            total,
+            eval_at=[total] if restarted else sorted(points),  # restarted: the end only
+            callback=report,
+            out_dir=sweep.run_dir(trial.number),
+            diagnostics=sweep.diagnose(config),
+        )
+    finally:
+        trial.set_user_attr("updates", spent + updates)
+        trial.set_user_attr("train_seconds", time.perf_counter() - began)
+    _raise_if_interrupted(record, trial)
+    trial.set_user_attr("status", record.status)
+    trial.set_user_attr("final_metrics", record.final_metrics)
+    return _final(record)
+
+
+def _value(loss: Any) -> float:
+    return float(loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
+
+
+def _final(record: RunRecord) -> float:
+    """A run's final validation loss; ``inf`` when it diverged or reported none."""
+    if record.status == "diverged" or "valid_loss" not in record.final_metrics:
+        return math.inf
+    return _value(record.final_metrics["valid_loss"])
+
+
+def _raise_if_interrupted(record: RunRecord, trial: Any) -> None:
+    if record.status == "interrupted":
+        raise KeyboardInterrupt(f"trial {trial.number} interrupted at update {record.steps}")

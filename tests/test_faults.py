@@ -1,0 +1,314 @@
+"""Fault injection: sweeps and studies interrupted (SIGINT, SIGKILL) at several points, emptied and corrupt
+databases, concurrent workers. Nothing completed is lost, nothing is trained twice, every grid point completes
+once with the value an uninterrupted run gives, and results are never overwritten by another study."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import torch
+
+import lrtune
+from lrtune.cli import main
+from lrtune.tune import run_sweep
+
+TrialState = optuna.trial.TrialState
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+LISTS = {"optimizer": ["adam", "radam"], "lr": [1e-3, 3e-3, 1e-2]}  # 6 configurations
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lrtune.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    except Exception:  # not created yet
+        return []
+
+
+def _wait(predicate: Any, what: str, timeout: float = 240.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _running_after_one_complete(url: str, name: str) -> bool:
+    states = [t.state for t in _trials(url, name)]
+    return TrialState.COMPLETE in states and TrialState.RUNNING in states
+
+
+def _trained(trials: list[optuna.trial.FrozenTrial]) -> collections.Counter[str]:
+    """How often each configuration was trained to completion (duplicates and twins do not train)."""
+    return collections.Counter(
+        json.dumps(t.user_attrs["config"], sort_keys=True)
+        for t in trials
+        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs and "twin_of" not in t.user_attrs
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the study: Ctrl-C never loses a grid point
+
+
+def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Path) -> None:
+    """The reported case: `lrtune study --workload digits`, Ctrl-C mid-trial, run again (twice)."""
+    args = ["study", "--workload", "digits", "--seeds", "1", "--out", "S"]
+    url, name = f"sqlite:///{tmp_path / 'S' / 'lrtune.db'}", "study-quick"
+    interrupted: list[int] = []
+    for _ in range(2):  # interrupt during a trial, twice
+        proc = _cli(*args, cwd=tmp_path)
+        done_before = sum(t.state == TrialState.COMPLETE for t in _trials(url, name))
+
+        def progressed(done_before: int = done_before) -> bool:
+            trials = _trials(url, name)
+            return sum(t.state == TrialState.COMPLETE for t in trials) > done_before and any(
+                t.state == TrialState.RUNNING for t in trials
+            )
+
+        _wait(progressed, "a finished trial and a running one")
+        running = [t.number for t in _trials(url, name) if t.state == TrialState.RUNNING]
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 130, out
+        assert "Traceback" not in out and "run the same command again" in out, out
+        interrupted += running
+    trials = _trials(url, name)
+    assert all(trials[n].state == TrialState.FAIL for n in interrupted)
+    proc = _cli(*args, cwd=tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    summary = json.loads((tmp_path / "S" / "summary.json").read_text())
+    assert summary["missing"] == []
+    points = collections.Counter((r["recipe"], r["lr"], r["seed"]) for r in summary["runs"])
+    assert len(points) == 18 and set(points.values()) == {1}  # 6 recipes × 3 LRs × 1 seed, each once
+    trials = _trials(url, name)
+    assert max(_trained(trials).values()) == 1  # no configuration trained twice
+    # the points whose trials were interrupted: completed later with the value an uninterrupted run gives (on one
+    # thread, as the workers ran: another thread count sums in another order)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for number in interrupted:
+        config = trials[number].user_attrs["config"]
+        redo = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("config") == config]
+        assert len(redo) == 1
+        fresh = lrtune.train(
+            lrtune.workloads.Digits(),
+            optimizer=config["optimizer"],
+            schedule=config["schedule"],
+            steps=config["steps"],
+            batch_size=config["batch_size"],
+            seed=config["seed"],
+            max_grad_norm=config["max_grad_norm"],
+        )
+        assert redo[0].value == fresh.final_metrics["valid_loss"]
+    torch.set_num_threads(threads)
+    # a complete study is only re-read: nothing more is trained
+    proc = _cli(*args, cwd=tmp_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and len(_trials(url, name)) == len(trials), out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# sweeps: continued and concurrent workers draw new configurations and never train one twice
+
+
+def _configs(study: Any) -> list[str]:
+    return [json.dumps(t.user_attrs["config"], sort_keys=True) for t in study.trials if "config" in t.user_attrs]
+
+
+SPACE = {"optimizer": ["adam", "radam"], "lr": {"min": 1e-4, "max": 1e-1, "scaling": "log"}}
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_continued_sweep_draws_new_configurations_and_the_seed_reproduces(tmp_path: Path, sampler: str) -> None:
+    kw: dict[str, Any] = {"steps": 5, "sampler": sampler, "pruner": "none", "batch_size": 32}
+    first = _configs(run_sweep("digits", SPACE, trials=3, out=tmp_path / "a", **kw))
+    both = _configs(run_sweep("digits", SPACE, trials=3, out=tmp_path / "a", **kw))
+    assert both[:3] == first and len(set(both)) == 6  # three new configurations, none repeated
+    again = _configs(run_sweep("digits", SPACE, trials=6, out=tmp_path / "b", **kw))
+    assert again == both  # a single process with the same seed reproduces the sweep
+    other = _configs(run_sweep("digits", SPACE, trials=3, out=tmp_path / "c", seed=1, **kw))
+    assert set(other).isdisjoint(first)
+
+
+def test_a_repeated_configuration_is_not_trained_again(tmp_path: Path) -> None:
+    """A space of 6 configurations and 10 trials: 4 draws repeat a finished configuration and reuse its value."""
+    study = run_sweep("digits", LISTS, trials=10, out=tmp_path, steps=5, sampler="random", pruner="none")
+    trained = _trained(study.trials)
+    assert max(trained.values()) == 1
+    duplicates = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(trained) + len(duplicates) == 10
+    for t in duplicates:
+        assert t.user_attrs["updates"] == 0 and t.value == study.trials[t.user_attrs["duplicate_of"]].value
+
+
+def test_two_concurrent_workers_never_train_the_same_configuration(tmp_path: Path) -> None:
+    (tmp_path / "space.json").write_text(json.dumps(LISTS))
+    args = ["sweep", "--workload", "digits", "--space", "space.json", "--steps", "150", "--sampler", "random"]
+    args += ["--pruner", "none", "--trials", "5", "--out", "out"]
+    workers = [_cli(*args, cwd=tmp_path) for _ in range(2)]
+    outs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs
+    trials = _trials(f"sqlite:///{tmp_path / 'out' / 'lrtune.db'}", "lrtune")
+    assert len(trials) == 10
+    assert max(_trained(trials).values()) == 1  # twins were not trained side by side
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(pids) == 2  # both workers took part
+
+
+def test_a_grid_sweep_run_by_two_workers_covers_each_point_once(tmp_path: Path) -> None:
+    (tmp_path / "space.json").write_text(json.dumps(LISTS))
+    args = ["sweep", "--workload", "digits", "--space", "space.json", "--steps", "150", "--sampler", "grid"]
+    args += ["--pruner", "none", "--trials", "6", "--out", "out"]
+    workers = [_cli(*args, cwd=tmp_path) for _ in range(2)]
+    outs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs
+    trials = _trials(f"sqlite:///{tmp_path / 'out' / 'lrtune.db'}", "lrtune")
+    trained = _trained(trials)
+    assert len(trained) == 6 and max(trained.values()) == 1
+
+
+# ------------------------------------------------------------------------------------------------------------
+# SIGKILL: a dead worker on this host is recognised at once
+
+
+def test_a_killed_worker_is_recognised_at_once_on_the_same_host(tmp_path: Path) -> None:
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    args = ["sweep", "--workload", "digits", "--space", "space.json", "--steps", "3000", "--sampler", "random"]
+    args += ["--pruner", "none", "--heartbeat", "10", "--out", "out"]
+    url = f"sqlite:///{tmp_path / 'out' / 'lrtune.db'}"
+    worker = _cli(*args, "--trials", "5", cwd=tmp_path)
+    try:
+        _wait(lambda: _running_after_one_complete(url, "lrtune"), "a running second trial")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    before = _trials(url, "lrtune")
+    killed = [t for t in before if t.state == TrialState.RUNNING]
+    assert len(killed) == 1
+    began = time.time()
+    again = _cli(*args, "--trials", "1", cwd=tmp_path)  # at once: long before 3 heartbeats (30 s) have passed
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    after = _trials(url, "lrtune")
+    assert after[killed[0].number].state == TrialState.FAIL
+    retried = [t for t in after if t.system_attrs.get("failed_trial") == killed[0].number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == killed[0].params
+    assert retried[0].datetime_start is not None
+    assert retried[0].datetime_start.timestamp() - began < 25  # retried by that worker's first trial
+    for t in before:  # nothing completed is lost
+        if t.state == TrialState.COMPLETE:
+            assert after[t.number].state == TrialState.COMPLETE and after[t.number].value == t.value
+
+
+# ------------------------------------------------------------------------------------------------------------
+# databases that are empty, replaced or corrupt; interrupted result writing
+
+
+def test_an_emptied_or_corrupt_database_is_refused_and_results_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "space.json").write_text(json.dumps(LISTS))
+    args = ["sweep", "--workload", "digits", "--space", "space.json", "--steps", "5", "--sampler", "grid"]
+    args += ["--pruner", "none", "--trials", "3", "--out", "out"]
+    assert main([*args[:4], str(tmp_path / "space.json"), *args[5:-1], str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    kept = {name: (out / name).read_bytes() for name in ("trials.csv", "best.json")}
+    shutil.copy(out / "lrtune.db", tmp_path / "good.db")
+    for damage, message in (
+        (b"", "trials.csv lists 3 trials"),
+        (b"garbage " * 100, "is not a readable Optuna storage"),
+    ):
+        (out / "lrtune.db").write_bytes(damage)
+        proc = _cli(*args, cwd=tmp_path)
+        text, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 2, text
+        assert message in text.replace("\n", "") and "Traceback" not in text, text
+        assert str(out / "lrtune.db") in text.replace("\n", "")
+        assert {name: (out / name).read_bytes() for name in kept} == kept  # the old results are untouched
+    shutil.copy(tmp_path / "good.db", out / "lrtune.db")  # restored: the sweep continues
+    proc = _cli(*args, cwd=tmp_path)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, text
+    assert len(_trials(f"sqlite:///{out / 'lrtune.db'}", "lrtune")) == 6
+
+
+def test_a_study_refuses_another_study_s_results(tmp_path: Path) -> None:
+    (tmp_path / "space.json").write_text(json.dumps(LISTS))
+    run_sweep("digits", LISTS, trials=2, out=tmp_path, steps=5, sampler="grid", pruner="none", study="first")
+    with pytest.raises(ValueError, match="holds the results of study 'first'"):
+        run_sweep("digits", LISTS, trials=2, out=tmp_path, steps=5, sampler="grid", pruner="none", study="second")
+    with pytest.raises(ValueError, match="tunes workload 'digits' with options"):
+        run_sweep(
+            "digits",
+            LISTS,
+            trials=1,
+            out=tmp_path,
+            steps=5,
+            sampler="grid",
+            study="first",
+            workload_options={"hidden": 8},
+        )
+
+
+def test_an_interruption_while_writing_results_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrtune.tune import _plots
+
+    def interrupted(study: Any, out_dir: Path) -> list[Path]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_plots, "plot_sweep", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("digits", LISTS, trials=2, out=tmp_path, steps=5, sampler="grid", pruner="none")
+    monkeypatch.undo()
+    study = run_sweep("digits", LISTS, trials=0, out=tmp_path, steps=5, sampler="grid", pruner="none")
+    rows = (tmp_path / "trials.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert json.loads((tmp_path / "best.json").read_text())["workload"] == "digits"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# pruning starts where the sweep says it does
+
+
+def test_no_pruning_when_the_warmup_outlasts_every_evaluation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """30 updates, 4 evaluations (updates 8, 15, 22, 30), a warm-up of 25 updates: nothing can be compared before
+    the end, so the sweep says it will not prune, and it does not (the reported case pruned at update 28)."""
+    space = {"optimizer": ["adam_warmup"], "lr": [1e-4, 3e-3, 1e-2, 3e-2, 1.0], "warmup_steps": [25]}
+    with caplog.at_level("WARNING"):
+        study = run_sweep("digits", space, trials=5, out=tmp_path, steps=30, sampler="grid", pruner="median")
+    assert "no pruning" in caplog.text
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert all(sorted(t.intermediate_values) == [1, 2, 3, 4] for t in study.trials)
+
+
+def test_evaluations_fall_at_equal_fractions_of_the_run(tmp_path: Path) -> None:
+    space = {"optimizer": ["adam"], "lr": [1e-3]}
+    study = run_sweep("digits", space, trials=1, out=tmp_path, steps=30, sampler="grid", pruner="none", run_dirs=True)
+    lines = [json.loads(x) for x in (tmp_path / "trials" / "0" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "eval" in x] == [8, 15, 22, 30]
+    assert sorted(study.trials[0].intermediate_values) == [1, 2, 3, 4]
