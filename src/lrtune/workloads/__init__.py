@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Any
 
+from ._adapter import ModelWorkload
 from ._charlm import CharLM, find_shakespeare
 from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
@@ -62,6 +63,7 @@ __all__ = [
     "CharLM",
     "Digits",
     "DingCorpus",
+    "ModelWorkload",
     "SentencePair",
     "Translation",
     "Workload",
