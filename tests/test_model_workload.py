@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
+import sys
 from collections import namedtuple
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from lrtune.study import auto
 from lrtune.tune import lr_range_test
 from lrtune.workloads import ModelWorkload, Workload
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_model.py"
 N_TRAIN, N_VALID, FEATURES = 100, 10, 6
 
 
@@ -307,3 +311,26 @@ def test_range_test_and_auto_run_on_it(tmp_path: Path) -> None:
     choice = auto(w, steps=12, batch_size=16, candidates=2, range_test_steps=10, out=tmp_path)
     assert choice.config["workload"] == "toy" and choice.config["workload_options"] == {}
     assert len(choice.candidates) == 2 and (tmp_path / "auto.json").is_file()
+
+
+def _load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("own_model_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    example = _load_example()
+    narrow = example.workload(hidden=8)  # what --workload-option hidden=8 will pass
+    assert isinstance(narrow, Workload) and narrow.build_model(0).head[1].out_features == 8
+    monkeypatch.setattr(sys, "argv", ["own_model.py", "--quick"])
+    example.main()
+    out = capsys.readouterr().out
+    assert "LR range test (30 updates" in out and "lrtune auto" in out and "final run: completed, 30 updates" in out
+    accuracies = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "valid accuracy" in line]
+    assert len(accuracies) == 5 and accuracies[-1] > accuracies[0] and accuracies[-1] > 0.5
+    assert float(out.rsplit("test accuracy: ", 1)[1]) > 0.5
