@@ -289,6 +289,15 @@ def test_train_learns_and_resumes_bit_identically(tmp_path: Path) -> None:
     assert other.evals != full.evals[:1]
 
 
+def test_how_often_a_run_evaluates_does_not_change_its_training() -> None:
+    w = make(evaluate=lambda model: {"noise": torch.rand(()).item()})  # evaluation that draws random numbers
+    runs = [
+        lrtune.train(w, optimizer={"name": "adam", "lr": 1e-2}, steps=12, batch_size=16, eval_every=every)
+        for every in (3, 12)
+    ]
+    assert runs[0].evals[-1] == runs[1].evals[-1]  # dropout and data drew the same numbers in both
+
+
 def test_named_tuple_batches_reach_the_loss_as_named_tuples() -> None:
     Batch = namedtuple("Batch", ["x", "y"])
     x, y = _tensors(N_TRAIN, seed=1)
