@@ -10,8 +10,46 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
 import lrtune
-from lrtune.workloads import Digits, Translation
+from lrtune.workloads import Digits, ModelWorkload, Translation
+
+
+class Tokens(Dataset[dict[str, torch.Tensor]]):
+    """Sequences of 5 positions, some masked out, with a random augmentation: a token-level loss."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 5, 6, generator=g)
+        self.y, self.mask = (self.x[..., 0] > 0).long(), torch.rand(n, 5, generator=g) > 0.3
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i] + 0.1 * torch.randn(5, 6), "y": self.y[i], "mask": self.mask[i]}
+
+
+def masked_ce(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    mask = batch["mask"]
+    return F.cross_entropy(model(batch["x"])[mask], batch["y"][mask])
+
+
+def token_model() -> ModelWorkload:
+    """Your own model: augmented data (every rank must draw the same), a masked loss weighted by its tokens."""
+    return ModelWorkload(
+        model=lambda: nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 2)),
+        train_data=Tokens(256, seed=0),
+        loss=masked_ce,
+        valid_data=Tokens(40, seed=1),
+        eval_batch_size=16,
+        loss_weight=lambda batch: int(batch["mask"].sum()),
+    )
+
 
 SETTINGS = {
     # workload, optimizer, global batch size, updates
@@ -22,6 +60,7 @@ SETTINGS = {
         600,
         8,
     ),
+    "model": (token_model, {"name": "adam", "lr": 1e-2}, 32, 20),
 }
 
 

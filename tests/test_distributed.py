@@ -24,7 +24,7 @@ def _losses(run_dir: Path) -> list[float]:
     return [x["loss"] for x in lines if "loss" in x]
 
 
-@pytest.mark.parametrize("name", ["digits", "translation"])
+@pytest.mark.parametrize("name", ["digits", "translation", "model"])
 def test_two_processes_equal_one(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LRTUNE_CACHE", str(tmp_path / "cache"))
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):

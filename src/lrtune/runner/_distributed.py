@@ -12,26 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from .._batch import batch_rows, map_tensors, move_to
+
 __all__ = ["Distributed", "move_to", "shard_batch"]
 
 logger = logging.getLogger(__name__)
-
-
-def move_to(batch: Any, device: torch.device) -> Any:
-    """``batch`` with every tensor moved to ``device`` (tuples, lists and dicts followed)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, Sequence) and not isinstance(batch, str):
-        return type(batch)(move_to(v, device) for v in batch)  # type: ignore[call-arg]
-    return batch
 
 
 def shard_batch(batch: Any, rank: int, world: int) -> Any:
@@ -43,20 +33,7 @@ def shard_batch(batch: Any, rank: int, world: int) -> Any:
                 f"{world} processes: raise batch_size"
             )
         return batch.tensor_split(world)[rank]
-    if isinstance(batch, Mapping):
-        return {k: shard_batch(v, rank, world) for k, v in batch.items()}
-    if isinstance(batch, Sequence) and not isinstance(batch, str):
-        return type(batch)(shard_batch(v, rank, world) for v in batch)  # type: ignore[call-arg]
-    return batch
-
-
-def _rows(batch: Any) -> int:
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.ndim else 1
-    values = batch.values() if isinstance(batch, Mapping) else batch
-    for value in values:
-        return _rows(value)
-    raise ValueError("cannot count the rows of an empty batch")
+    return map_tensors(batch, lambda t: shard_batch(t, rank, world))
 
 
 class Distributed:
@@ -102,7 +79,7 @@ class Distributed:
     def local(self, workload: Any, batch: Any) -> tuple[Any, float, int]:
         """This rank's shard of a global batch, the factor on its mean loss (1 with one process) and the
         global batch's number of loss terms (``workload.loss_weight``, else rows)."""
-        weight = getattr(workload, "loss_weight", _rows)
+        weight = getattr(workload, "loss_weight", batch_rows)
         total = int(weight(batch))
         if not self.active:
             return batch, 1.0, total

@@ -5,6 +5,7 @@ import types
 import typing
 from typing import Any
 
+from ._adapter import ModelWorkload
 from ._charlm import CharLM, find_shakespeare
 from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
@@ -114,6 +115,7 @@ __all__ = [
     "CharLM",
     "Digits",
     "DingCorpus",
+    "ModelWorkload",
     "SentencePair",
     "Translation",
     "Workload",
