@@ -7,6 +7,7 @@ from ._charlm import CharLM, find_shakespeare
 from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
 from ._parallel import load_parallel
+from ._paths import DataPathError, cache_dir, data_dir
 from ._translation import Translation, bleu
 from ._workload import Workload
 
@@ -60,12 +61,15 @@ __all__ = [
     "DING_SEARCH_PATHS",
     "WORKLOADS",
     "CharLM",
+    "DataPathError",
     "Digits",
     "DingCorpus",
     "SentencePair",
     "Translation",
     "Workload",
     "bleu",
+    "cache_dir",
+    "data_dir",
     "find_ding",
     "find_shakespeare",
     "get_workload",
