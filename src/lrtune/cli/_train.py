@@ -1,4 +1,4 @@
-"""``lrtune train`` and ``lrtune workloads``."""
+"""``lrtune train``."""
 
 from __future__ import annotations
 
@@ -114,23 +114,6 @@ def _train_command(args: argparse.Namespace) -> int:
     return 0 if record.status != "interrupted" else 130
 
 
-def _workloads_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..workloads import WORKLOADS
-
-    table = Table(title="lrtune workloads")
-    for column in ("name", "metric", "parameters", "step hint"):
-        table.add_column(column)
-    for name, cls in WORKLOADS.items():
-        workload = cls()
-        n = sum(p.numel() for p in workload.build_model(0).parameters())
-        table.add_row(name, workload.metric, f"{n:,}", str(workload.step_hint))
-    Console().print(table)
-    return 0
-
-
 def add_workload_option(parser: Any) -> None:
     """``--workload-option KEY=VALUE`` (repeatable), read with :func:`_workload_options`."""
     parser.add_argument(
@@ -162,5 +145,3 @@ def add_train_commands(sub: Any) -> None:
     train.add_argument("--checkpoint-every", type=int, default=None)
     train.add_argument("--resume", action="store_true")
     train.set_defaults(func=_train_command)
-    workloads = sub.add_parser("workloads", help="list the built-in workloads")
-    workloads.set_defaults(func=_workloads_command)
