@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -19,7 +20,9 @@ import pytest
 
 from lrtune.cli import main
 from lrtune.workloads import (
+    WORKLOADS,
     DataPathError,
+    Digits,
     FetchError,
     _charlm,
     _data,
@@ -227,11 +230,23 @@ def test_cli_from_another_directory(tmp_path: Path, sdist: Path) -> None:
     assert _row(listing.stdout, "translation-de-en").split()[2][0].isdigit()  # counted on the dictionary given
 
 
-def test_data_status_and_workloads_with_nothing_there(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_status_and_workloads_with_nothing_there(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    @dataclasses.dataclass
+    class Broken(Digits):  # a workload the data records do not know, whose construction fails
+        name: str = "broken"
+
+        def __post_init__(self) -> None:
+            raise RuntimeError("no such device")
+
+    monkeypatch.setitem(WORKLOADS, "broken", Broken)
     assert main(["workloads"]) == 0
     out = capsys.readouterr().out
     for name in ("translation-de-en", "charlm-shakespeare"):
         assert f"missing: lrtune data fetch {name}" in _row(out, name)
+    assert _row(out, "broken").split()[2:] == ["-", "500", "-"]
+    assert "broken: parameters not counted: RuntimeError: no such device" in out
     assert main(["data"]) == main(["data", "status"]) == 0
     out = capsys.readouterr().out
     assert "missing: lrtune data fetch translation-de-en" in out

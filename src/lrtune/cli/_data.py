@@ -45,6 +45,16 @@ def _console() -> Any:
     return console
 
 
+def _status(name: str) -> Any:
+    """The data status of a workload, or ``None`` for one the data records do not know (nothing to fetch)."""
+    from ..workloads import data_status
+
+    try:
+        return data_status(name)
+    except ValueError:
+        return None
+
+
 def _data_cell(status: Any) -> str:
     from rich.markup import escape
 
@@ -57,7 +67,7 @@ def _workloads_command(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
 
-    from ..workloads import WORKLOADS, data_status
+    from ..workloads import WORKLOADS
 
     console = _console()
     table = Table(title="lrtune workloads", box=box.SIMPLE_HEAD)
@@ -67,9 +77,10 @@ def _workloads_command(args: argparse.Namespace) -> int:
     table.add_column("data", overflow="fold")
     problems = []
     for name, cls in WORKLOADS.items():
-        status = data_status(name)
+        status = _status(name)
+        data, ready = ("-", True) if status is None else (_data_cell(status), status.state == "ok")
         parameters = "-"
-        if status.state == "ok":
+        if ready:
             try:
                 with console.status(f"counting the parameters of {name}"):
                     workload = cls()
@@ -78,7 +89,7 @@ def _workloads_command(args: argparse.Namespace) -> int:
                 logger.info("could not build %s", name, exc_info=True)
                 problems.append(f"{name}: parameters not counted: {type(e).__name__}: {e}")
         defaults = {f: getattr(cls, f, None) for f in ("metric", "step_hint")}
-        table.add_row(name, str(defaults["metric"]), parameters, str(defaults["step_hint"]), _data_cell(status))
+        table.add_row(name, str(defaults["metric"]), parameters, str(defaults["step_hint"]), data)
     console.print(table)
     for line in problems:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -89,14 +100,15 @@ def _status_command(args: argparse.Namespace) -> int:
     from rich import box
     from rich.table import Table
 
-    from ..workloads import WORKLOADS, cache_dir, data_dir, data_status
+    from ..workloads import WORKLOADS, cache_dir, data_dir
 
     console = _console()
     table = Table(title="lrtune data", box=box.SIMPLE_HEAD)
     table.add_column("workload", no_wrap=True)
     table.add_column("data", overflow="fold")
     for name in WORKLOADS:
-        table.add_row(name, _data_cell(data_status(name)))
+        status = _status(name)
+        table.add_row(name, "-" if status is None else _data_cell(status))
     console.print(table)
     for what, path, env in (("data", data_dir(), "LRTUNE_DATA"), ("cache", cache_dir(), "LRTUNE_CACHE")):
         source = f"${env}" if os.environ.get(env) else "default"
@@ -114,7 +126,7 @@ def _fetch_command(args: argparse.Namespace) -> int:
     def fail(message: str) -> None:
         console.print(f"[red]lrtune data fetch:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
-    names = args.names or list(WORKLOADS)
+    names = args.names or [n for n in WORKLOADS if _status(n) is not None]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         fail(f"no built-in workload {unknown[0]!r}: the built-in workloads are {', '.join(WORKLOADS)}")
