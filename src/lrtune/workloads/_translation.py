@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._ding import SentencePair, _cache_dir, load_ding
+from ._ding import SentencePair, load_ding
 from ._parallel import load_parallel
+from ._paths import cache_dir
 
 __all__ = ["PRESETS", "Translation", "TranslationModel", "bleu"]
 
@@ -205,7 +206,7 @@ class Translation:
         for p in train:  # the tokenizer cache is keyed by the very text it is trained on
             digest.update(f"{p.de}\t{p.en}\n".encode())
         key = digest.hexdigest()[:16]
-        self.tokenizer = _train_tokenizer(train, self.vocab_size, _cache_dir() / f"bpe-de-en-{key}.json")
+        self.tokenizer = _train_tokenizer(train, self.vocab_size, cache_dir() / f"bpe-de-en-{key}.json")
         for split, pairs in (("train", train), ("valid", corpus.valid), ("test", corpus.test)):
             if split != "train":
                 pairs = pairs[: self.max_eval_pairs]
