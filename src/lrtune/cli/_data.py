@@ -62,12 +62,13 @@ def _data_cell(status: Any) -> str:
 
 
 def _workloads_command(args: argparse.Namespace) -> int:
-    """A table of the built-in workloads; never fails: data that is missing is said so, with the command that
-    gets it, and the parameter count (which needs the vocabulary, so the data) is ``-``."""
+    """A table of the built-in workloads and those installed packages register (entry-point group
+    ``lrtune.workloads``); never fails: data that is missing is said so, with the command that gets it, and the
+    parameter count (which needs the vocabulary, so the data) is ``-``."""
     from rich import box
     from rich.table import Table
 
-    from ..workloads import WORKLOADS
+    from ..workloads import WORKLOADS, registered_workloads, resolve_workload
 
     console = _console()
     table = Table(title="lrtune workloads", box=box.SIMPLE_HEAD)
@@ -90,6 +91,15 @@ def _workloads_command(args: argparse.Namespace) -> int:
                 problems.append(f"{name}: parameters not counted: {type(e).__name__}: {e}")
         defaults = {f: getattr(cls, f, None) for f in ("metric", "step_hint")}
         table.add_row(name, str(defaults["metric"]), parameters, str(defaults["step_hint"]), data)
+    for name, reference in registered_workloads().items():
+        try:
+            with console.status(f"building {name}"):
+                workload = resolve_workload(name)
+                parameters = f"{sum(p.numel() for p in workload.build_model(0).parameters()):,}"
+            table.add_row(name, str(workload.metric), parameters, str(workload.step_hint), f"registered: {reference}")
+        except Exception as e:  # a broken plug-in is reported, not fatal
+            problems.append(f"{name} ({reference}): cannot be built: {type(e).__name__}: {e}")
+            table.add_row(name, "-", "-", "-", f"registered: {reference}")
     console.print(table)
     for line in problems:
         console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,18 +106,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--labels", nargs="+", default=None, help="a name per run (default: directory names)")
     report.set_defaults(func=_report_command)
     find = sub.add_parser("find-lr", help="LR range test: suggested peak LRs and the curve as PNG")
-    find.add_argument("--workload", default="digits")
+    find.add_argument(
+        "--workload",
+        default="digits",
+        help="a built-in or registered workload name, or package.module:NAME (a Workload class, factory or instance)",
+    )
+    add_workload_option(find)
     find.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw", "radam"])
     find.add_argument("--start-lr", type=float, default=1e-7)
     find.add_argument("--end-lr", type=float, default=10.0)
     find.add_argument("--num-steps", type=int, default=100)
     find.add_argument("--mode", default="exp", choices=["exp", "linear"])
-    find.add_argument("--batch-size", type=int, default=64)
+    find.add_argument("--batch-size", type=int, default=None, help="default: the workload's batch hint, else 64")
     find.add_argument("--seed", type=int, default=0)
-    find.add_argument("--out", type=Path, default=Path("lr_range_test.png"))
+    find.add_argument(
+        "--out",
+        type=Path,
+        default=Path("lr_range_test.png"),
+        help="the PNG to write (.png is added when missing; a folder gets lr_range_test.png); the curve goes beside "
+        "it as JSON",
+    )
     find.set_defaults(func=_find_lr_command)
     sweep = sub.add_parser("sweep", help="an Optuna sweep over a search space (JSON) of lrtune.train runs")
-    sweep.add_argument("--workload", default="digits")
+    sweep.add_argument(
+        "--workload",
+        default="digits",
+        help="a built-in or registered workload name, or package.module:NAME (a Workload class, factory or instance)",
+    )
     sweep.add_argument("--space", type=Path, required=True, help="the search space, a JSON file")
     sweep.add_argument("--trials", type=int, required=True, help="trials to add to the study")
     sweep.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "grid"])
@@ -130,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
     sweep.add_argument("--study", default="lrtune", help="the study's name in the storage")
     sweep.add_argument("--steps", type=int, default=None, help="updates per trial when the space has no total_steps")
-    sweep.add_argument("--batch-size", type=int, default=64, help="when the space has no batch_size")
+    sweep.add_argument(
+        "--batch-size", type=int, default=None, help="when the space has no batch_size (default: the workload's hint)"
+    )
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--heartbeat", type=float, default=10.0, help="seconds between a trial's heartbeats")
     sweep.add_argument("--evals-per-trial", type=int, default=4, help="evaluations per trial (pruning points)")
@@ -159,17 +178,31 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, default=Path("sweep"))
     sweep.set_defaults(func=_sweep_command)
     study = sub.add_parser("study", help="compare SGD+clip, Adam (± warm-up), RAdam (± warm-up), AlgoPerf's AdamW")
-    study.add_argument("--workload", default="translation-de-en")
+    study.add_argument(
+        "--workload",
+        default="translation-de-en",
+        help="a built-in or registered workload name, or package.module:NAME (a Workload class, factory or instance)",
+    )
     study.add_argument("--preset", default="quick", choices=["quick", "standard", "paper"])
     study.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
     study.add_argument("--seeds", type=int, default=None, help="seeds per setting (default: the preset's, 2)")
+    study.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="the runs' batch (default: the preset's target tokens for translation, else the workload's hint)",
+    )
     add_workload_option(study)
     study.add_argument("--out", type=Path, default=Path("study"))
     study.set_defaults(func=_study_command)
     auto = sub.add_parser("auto", help="choose peak LR, warm-up and schedule for a budget without a grid")
-    auto.add_argument("--workload", default="translation-de-en")
+    auto.add_argument(
+        "--workload",
+        default="translation-de-en",
+        help="a built-in or registered workload name, or package.module:NAME (a Workload class, factory or instance)",
+    )
     auto.add_argument("--steps", type=int, default=None, help="the budget in updates (default: the workload's hint)")
-    auto.add_argument("--batch-size", type=int, default=64)
+    auto.add_argument("--batch-size", type=int, default=None, help="default: the workload's batch hint, else 64")
     auto.add_argument("--optimizer", default="adam", choices=["adam", "radam"])
     auto.add_argument("--beta2", type=float, default=0.98)
     auto.add_argument("--candidates", type=int, default=4, help="peak LRs compared by successive halving")
@@ -265,6 +298,7 @@ def _study_command(args: argparse.Namespace) -> int:
                 out=args.out,
                 storage=args.storage,
                 seeds=args.seeds,
+                batch_size=args.batch_size,
                 workload_options=options,
                 callbacks=[advance],
             )
@@ -392,12 +426,15 @@ def _find_lr_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     matplotlib.use("Agg")
+    from .._json import write_json
     from ..tune import lr_range_test
-    from ..workloads import get_workload
+    from ..workloads import batch_size_for, get_workload
+    from ._train import _workload_options
 
     console = Console()
     try:
-        workload = get_workload(args.workload)
+        png = _png_path(args.out)
+        workload = get_workload(args.workload, **_workload_options(args.workload_option, args.workload))
         with console.status(f"LR range test on {args.workload} ({args.num_steps} updates)"):
             result = lr_range_test(
                 workload,
@@ -406,22 +443,37 @@ def _find_lr_command(args: argparse.Namespace) -> int:
                 end_lr=args.end_lr,
                 num_steps=args.num_steps,
                 mode=args.mode,
-                batch_size=args.batch_size,
+                batch_size=batch_size_for(workload, args.batch_size),
                 seed=args.seed,
             )
         suggestions = result.suggestions()
+        stop = "diverged" if result.diverged else "reached end_lr"
+        console.print(f"{len(result.lrs)} updates, LR {result.lrs[0]:.3g} → {result.lrs[-1]:.3g} ({stop})")
+        for name, lr in suggestions.items():
+            console.print(f"  {name:16s} {lr:.3g}")
+        png.parent.mkdir(parents=True, exist_ok=True)
+        ax = result.plot()
+        ax.set_title(f"{args.workload}, {args.optimizer}")
+        ax.figure.savefig(png, dpi=90, bbox_inches="tight")
+        curve = {**dataclasses.asdict(result), "suggestions": suggestions, "workload": args.workload}
+        write_json(png.with_suffix(".json"), curve)
     except (ValueError, OSError) as e:
-        console.print(f"[red]lrtune find-lr:[/red] {e}")
+        console.print(f"[red]lrtune find-lr:[/red] {e}", soft_wrap=True)
         return 2
-    stop = "diverged" if result.diverged else "reached end_lr"
-    console.print(f"{len(result.lrs)} updates, LR {result.lrs[0]:.3g} → {result.lrs[-1]:.3g} ({stop})")
-    for name, lr in suggestions.items():
-        console.print(f"  {name:16s} {lr:.3g}")
-    ax = result.plot()
-    ax.set_title(f"{args.workload}, {args.optimizer}")
-    ax.figure.savefig(args.out, dpi=90, bbox_inches="tight")
-    console.print(f"wrote {args.out}")
+    console.print(f"wrote {png} and {png.with_suffix('.json')}")
     return 0
+
+
+def _png_path(out: Path) -> Path:
+    """Where ``find-lr --out`` writes its picture: a folder (existing, or written with a trailing slash) gets
+    ``lr_range_test.png`` inside it; a name without a suffix gets ``.png``; anything but .png is refused."""
+    if out.is_dir() or str(out).endswith(("/", os.sep)):
+        return out / "lr_range_test.png"
+    if out.suffix == "":
+        return out.with_name(out.name + ".png")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {out}: the picture is a PNG (give a .png name or a folder)")
+    return out
 
 
 def _report_command(args: argparse.Namespace) -> int:

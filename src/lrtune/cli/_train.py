@@ -31,7 +31,7 @@ RUN_FLAGS: dict[str, Any] = {
     "warmup_steps": 0,
     "final": 0.0,
     "steps": None,  # the workload's step hint
-    "batch_size": 64,
+    "batch_size": None,  # the workload's batch hint, else 64
     "seed": 0,
     "eval_every": None,
     "max_grad_norm": None,
@@ -74,11 +74,13 @@ def _schedule_spec(name: str, warmup_steps: int, final: float, steps: int) -> di
 
 def _workload_options(items: list[str], workload: str | None = None) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; a VALUE that parses as JSON (numbers, true/false, null, lists) is taken as such, except
-    for an option of a built-in ``workload`` that takes text, which keeps VALUE as written (``corpus=2024``)."""
-    from ..workloads import WORKLOADS, _option_fields
-    from ..workloads import _accepts as accepts
+    for an option of ``workload`` that takes text, which keeps VALUE as written (``corpus=2024``)."""
+    from ..workloads._resolve import _accepts as accepts
+    from ..workloads._resolve import _target, option_kinds
 
-    kinds = _option_fields(WORKLOADS[workload]) if workload in WORKLOADS else {}
+    kinds: dict[str, Any] = {}
+    if items and workload is not None:
+        kinds = option_kinds(_target(workload)[0]) or {}
     options: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -119,12 +121,14 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _from_flags(flags: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """A run config from the flags alone (defaults where not given)."""
-    from ..workloads import get_workload
+    from ..workloads import batch_size_for, get_workload
 
     values = {k: (RUN_FLAGS[k] if v is None else v) for k, v in flags.items()}
     steps = values["steps"]
-    if steps is None:
-        steps = get_workload(values["workload"], **options).step_hint
+    if steps is None or values["batch_size"] is None:
+        workload = get_workload(values["workload"], **options)
+        steps = workload.step_hint if steps is None else steps
+        values["batch_size"] = batch_size_for(workload, values["batch_size"])
     optimizer: dict[str, Any] = {"name": values["optimizer"], "lr": values["lr"]}
     if values["weight_decay"]:
         optimizer["weight_decay"] = values["weight_decay"]
@@ -291,7 +295,11 @@ def add_train_commands(sub: Any) -> None:
         "3 diverged, 130 interrupted (Ctrl-C: a checkpoint is saved in --out; --resume continues).",
     )
     d = RUN_FLAGS
-    train.add_argument("--workload", default=None, help=f"a workload name (default {d['workload']})")
+    train.add_argument(
+        "--workload",
+        default=None,
+        help=f"a built-in or registered workload name, or package.module:NAME (default {d['workload']})",
+    )
     add_workload_option(train)
     train.add_argument("--config", type=Path, help="a run config (JSON); explicit flags override its values")
     train.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw", "radam"])
@@ -303,7 +311,7 @@ def add_train_commands(sub: Any) -> None:
     train.add_argument("--warmup-steps", type=int, default=None, help="updates of linear warm-up (default 0)")
     train.add_argument("--final", type=float, default=None, help="final LR multiplier of the decay (default 0)")
     train.add_argument("--steps", type=int, default=None, help="optimizer updates (default: the workload's hint)")
-    train.add_argument("--batch-size", type=int, default=None, help=f"default {d['batch_size']}")
+    train.add_argument("--batch-size", type=int, default=None, help="default: the workload's batch hint, else 64")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--eval-every", type=int, default=None, help="default: at the end only")
     train.add_argument("--max-grad-norm", type=float, default=None)

@@ -23,7 +23,7 @@ from .._json import dumps, read_jsonl, write_json
 from .._validate import check_positive, check_steps
 from ..diagnostics import Diagnostics
 from ..schedules import LRScheduler, Schedule, constant, from_spec
-from ..workloads import Workload, workload_options
+from ..workloads import Workload, workload_reference
 from ._checkpoint import latest_checkpoint, save_checkpoint
 from ._distributed import Distributed, move_to
 
@@ -201,8 +201,9 @@ def train(
         raise ValueError("resume=True continues the run in out_dir and overwrite=True replaces it: pass one")
     schedule_obj = constant() if schedule is None else from_spec(schedule)
     config = {
-        "workload": workload.name,
-        "workload_options": workload_options(workload),
+        # how to build the workload again (a reference and its options); its name when it has none
+        "workload": (named := workload_reference(workload) or (workload.name, {}))[0],
+        "workload_options": named[1],
         "optimizer": _describe(optimizer),
         "schedule": dict(schedule) if isinstance(schedule, dict) else schedule_obj.to_spec(),  # as given
         "steps": steps,

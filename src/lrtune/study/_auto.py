@@ -31,8 +31,7 @@ from .._validate import check_choice, check_steps
 from ..runner import train
 from ..schedules import UntunedWarmup
 from ..tune import lr_range_test
-from ..workloads import Workload, get_workload
-from ..workloads import workload_options as options_of
+from ..workloads import Workload, batch_size_for, resolve_workload, workload_reference
 
 __all__ = ["AutoResult", "auto"]
 
@@ -67,7 +66,7 @@ def auto(
     workload: str | Workload,
     *,
     steps: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     optimizer: str = "adam",
     beta2: float = 0.98,
     candidates: int = 4,
@@ -97,7 +96,8 @@ def auto(
     range_test_steps = check_steps("range_test_steps", range_test_steps, minimum=3)
     if not 0.0 < check_fraction < 1.0:
         raise ValueError(f"check_fraction must be in (0, 1), got {check_fraction!r}")
-    task = get_workload(workload, **(workload_options or {})) if isinstance(workload, str) else workload
+    task = resolve_workload(workload, workload_options)
+    batch_size = check_steps("batch_size", batch_size_for(task, batch_size), minimum=1)
     total = check_steps("steps", task.step_hint if steps is None else steps, minimum=4)
     spec: dict[str, Any] = {"name": optimizer, "betas": [0.9, beta2]}
     if max_grad_norm is not None:
@@ -141,8 +141,8 @@ def auto(
     if not math.isfinite(pool[best]["valid_loss"][-1]):
         raise ValueError(f"every candidate LR diverged ({[c['lr'] for c in pool]}): lower the range test's end")
     config: dict[str, Any] = {
-        "workload": task.name,
-        "workload_options": options_of(task),
+        "workload": (named := workload_reference(task) or (task.name, {}))[0],
+        "workload_options": named[1],
         "optimizer": {**spec, "lr": pool[best]["lr"]},
         "schedule": schedule,
         "steps": total,

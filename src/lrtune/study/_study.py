@@ -25,11 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._validate import check_steps
 from ..diagnostics import load_run
 from ..tune import RECIPES, run_sweep
 from ..tune._samplers import grid_points, make_sampler
 from ..tune._space import lr_centre
 from ..tune._storage import default_storage
+from ..workloads import Translation, Workload, batch_size_for, resolve_workload, workload_reference
 
 __all__ = ["LR_CENTRES", "PRESETS", "Preset", "analyse", "run_study", "study_space"]
 
@@ -170,12 +172,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_study(
-    workload: str = "translation-de-en",
+    workload: str | Workload = "translation-de-en",
     *,
     preset: str | Preset = "quick",
     out: str | os.PathLike[str] = "study",
     storage: str | None = None,
     seeds: int | None = None,
+    batch_size: int | None = None,
     workload_options: dict[str, Any] | None = None,
     callbacks: list[Any] | None = None,
     report: bool = True,
@@ -190,10 +193,13 @@ def run_study(
     options = dict(workload_options or {})
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
+    task = resolve_workload(workload, options)
+    reference, options = workload_reference(task) or (task.name, {})
+    batch = study_batch_size(task, chosen, batch_size)
     space = study_space(chosen)
     out_dir = Path(out)
     study = run_sweep(
-        workload,
+        task,
         space,
         trials=None,  # every grid point not yet completed
         out=out_dir,
@@ -202,16 +208,21 @@ def run_study(
         storage=storage,
         study=f"study-{name}",
         steps=chosen.steps[0],
-        batch_size=chosen.batch_tokens,
+        batch_size=batch,
         evals_per_trial=chosen.evals,
-        workload_options=options,
         callbacks=callbacks,
         lr_centres={r: LR_CENTRES.get(r, 1e-3) for r in chosen.recipes},
         run_dirs=True,
         diagnostics_for=_diagnose(chosen),
     )
     summary = analyse(study, out_dir, space=space)
-    summary |= {"workload": workload, "workload_options": options, "preset": name, "preset_settings": asdict(chosen)}
+    summary |= {
+        "workload": reference,
+        "workload_options": options,
+        "batch_size": batch,
+        "preset": name,
+        "preset_settings": asdict(chosen),
+    }
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False), encoding="utf-8")
     tmp.replace(out_dir / "summary.json")
@@ -224,6 +235,16 @@ def run_study(
 
         write_study_report(summary, out_dir)
     return summary
+
+
+def study_batch_size(task: Any, preset: Preset, batch_size: int | None = None) -> int:
+    """The batch of a study's runs: ``batch_size`` if given, else the preset's target tokens for a workload
+    whose batches are counted in tokens (translation), else the workload's ``batch_hint``, else 64."""
+    if batch_size is not None:
+        return check_steps("batch_size", batch_size, minimum=1)
+    if isinstance(task, Translation):
+        return preset.batch_tokens
+    return batch_size_for(task)
 
 
 def _remaining(storage: str | None, out_dir: Path, name: str, space: dict[str, Any]) -> int:

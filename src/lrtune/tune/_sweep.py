@@ -36,7 +36,7 @@ from typing import Any
 
 from .._validate import check_steps
 from ..schedules import UntunedWarmup
-from ..workloads import get_workload
+from ..workloads import Workload, batch_size_for, resolve_workload, workload_reference
 from ._halving import Halving
 from ._range_test import lr_range_test
 from ._results import write_results
@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_sweep(
-    workload: str,
+    workload: str | Workload,
     space: dict[str, Any] | str | os.PathLike[str],
     *,
     trials: int | None,
@@ -70,7 +70,7 @@ def run_sweep(
     study: str = "lrtune",
     seed: int = 0,
     steps: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     evals_per_trial: int = 4,
     workload_options: dict[str, Any] | None = None,
     heartbeat: float = 10.0,
@@ -86,10 +86,14 @@ def run_sweep(
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
-    Returns the Optuna study. With the grid sampler, ``trials=None`` runs every grid point not yet completed (and
-    a larger ``trials`` is capped at that). ``steps`` and ``batch_size`` apply when the space does not search
-    them. A running trial beats every ``heartbeat`` seconds; one whose worker process is gone is failed and tried
-    again (once) by the next worker that starts on the study — at once on the same host, after 3 silent beats
+    ``workload`` is a name, a ``package.module:NAME`` reference (built with ``workload_options``) or a workload
+    object (see :func:`lrtune.workloads.resolve_workload`); the study records the reference and options, so
+    workers on other machines and ``best.json`` build the same workload. Returns the Optuna study. With the grid
+    sampler, ``trials=None`` runs every grid point not yet completed (and a larger ``trials`` is capped at that).
+    ``steps`` and ``batch_size`` apply when the space does not search them (``batch_size`` defaults to the
+    workload's ``batch_hint``, else 64). A running trial beats every ``heartbeat`` seconds; one whose worker
+    process is gone is failed and tried again (once)
+    by the next worker that starts on the study — at once on the same host, after 3 silent beats
     from another. ``callbacks`` are Optuna's ``(study, trial)`` callbacks, called after each trial (e.g. a
     progress bar). Ctrl-C finishes the current update, fails the trial and queues it again (the next command
     runs it first), writes the results and raises ``KeyboardInterrupt``.
@@ -142,9 +146,9 @@ def run_sweep(
     if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int) or reduction_factor < 2:
         raise ValueError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
     checked = load_space(space)
-    options = workload_options or {}
-    task = get_workload(workload, **options)
-    defaults = {"steps": steps if steps is not None else task.step_hint, "batch_size": batch_size}
+    task = resolve_workload(workload, workload_options)
+    reference, options = workload_reference(task) or (task.name, {})
+    defaults = {"steps": steps if steps is not None else task.step_hint, "batch_size": batch_size_for(task, batch_size)}
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"out {out_dir} is a file, not a directory")
@@ -163,7 +167,7 @@ def run_sweep(
         pruner=make_pruner(pruner, first_rung, evals_per_trial),
         load_if_exists=True,
     )
-    _check_same_workload(the_study, workload, options)
+    _check_same_workload(the_study, reference, options)
     factors = None
     if lr_centres is not None:
         if lr_from_range_test is not None:

@@ -96,6 +96,7 @@ class ModelWorkload:
         higher_is_better: whether a larger ``metric`` is better; required unless ``metric`` is ``"valid_loss"``.
         name: a short name for run records.
         step_hint: a sensible number of optimizer updates for a full run (used when a tool is given no ``steps``).
+        batch_hint: the training batch size tools use when given none.
         eval_batch_size: the batch size of a validation ``Dataset``.
         collate_fn: turns a list of examples into a batch, for ``Dataset`` inputs (default: torch's
             ``default_collate``); a ``DataLoader`` brings its own.
@@ -120,6 +121,7 @@ class ModelWorkload:
         higher_is_better: bool | None = None,
         name: str = "custom",
         step_hint: int = 1000,
+        batch_hint: int = 64,
         eval_batch_size: int = 256,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         loss_weight: Callable[[Any], int] | None = None,
@@ -146,6 +148,7 @@ class ModelWorkload:
             raise TypeError(f"name must be a non-empty string, got {name!r}")
         self.name = name
         self.step_hint = check_steps("step_hint", step_hint, minimum=1)
+        self.batch_hint = check_steps("batch_hint", batch_hint, minimum=1)
         self.metric = metric
         self.higher_is_better = higher_is_better
         self.eval_batch_size = check_steps("eval_batch_size", eval_batch_size, minimum=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -27,6 +28,7 @@ class Digits:
     hidden: int = 128
     name: str = "digits"
     step_hint: int = 500
+    batch_hint: ClassVar[int] = 64
     metric: str = "valid_accuracy"
     higher_is_better: bool = True
     _splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)

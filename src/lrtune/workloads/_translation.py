@@ -17,7 +17,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -181,6 +181,7 @@ class Translation:
     target_lang: str = "en"
     name: str = "translation-de-en"
     step_hint: int = 3000
+    batch_hint: ClassVar[int] = 2000  # target tokens
     metric: str = "bleu"
     higher_is_better: bool = True
     _data: dict[str, list[tuple[list[int], list[int]]]] = field(default_factory=dict, repr=False)

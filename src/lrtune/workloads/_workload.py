@@ -18,6 +18,8 @@ class Workload(Protocol):
     loss averages over (e.g. target tokens; the batch's rows if absent), and ``shard(batch, rank, world)``, a
     rank's share of a global batch (contiguous rows if absent).
 
+    Optional, ``batch_hint``: the training batch size tools use when given none (64 otherwise).
+
     Optional, for expensive metrics: an ``evaluate`` with a keyword ``final`` is told whether this is the run's
     last evaluation, and may compute costly metrics (e.g. BLEU of decoded translations) only then; intermediate
     evaluations must still give ``valid_loss``.
