@@ -48,6 +48,7 @@ import torch
 
 import lrtune
 from lrtune.study import LR_CENTRES
+from lrtune.study._transfer import compare_horizons
 from lrtune.tune import RECIPES
 from lrtune.workloads import get_workload
 
@@ -107,42 +108,12 @@ def loss_of(outcome: dict[str, Any]) -> float:
     return float(value)
 
 
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's ρ with average ranks for ties (inf ranks last, tied with other infs)."""
-
-    def ranks(x: list[float]) -> list[float]:
-        order = sorted(range(len(x)), key=lambda i: x[i])
-        r = [0.0] * len(x)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and x[order[j + 1]] == x[order[i]]:
-                j += 1
-            for m in range(i, j + 1):
-                r[order[m]] = (i + j) / 2 + 1
-            i = j + 1
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    var = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
-    return cov / var if var else float("nan")
-
-
 def compare(short: dict[Any, float], long: dict[Any, float]) -> dict[str, Any]:
-    """Rank correlation, top-1 agreement and regret between two horizons over the same cells."""
-    cells = sorted(set(short) & set(long))
-    pick = min(cells, key=lambda c: short[c])
-    best = min(cells, key=lambda c: long[c])
-    return {
-        "cells": len(cells),
-        "spearman": spearman([short[c] for c in cells], [long[c] for c in cells]),
-        "top1": pick == best,
-        "pick": list(pick) if isinstance(pick, tuple) else pick,
-        "best": list(best) if isinstance(best, tuple) else best,
-        "regret": long[pick] / long[best] - 1 if math.isfinite(long[best]) else float("nan"),
-    }
+    """lrtune's measures (rank correlation, top-1 agreement, regret), cells as lists for JSON."""
+    out = compare_horizons(short, long)
+    for key in ("pick", "best"):
+        out[key] = list(out[key]) if isinstance(out[key], tuple) else out[key]
+    return out
 
 
 def analyse(

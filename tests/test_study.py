@@ -224,3 +224,39 @@ def test_study_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: 
     assert main(["study", *options, "--out", str(tmp_path)]) == 0  # complete: re-read, nothing trained
     study = optuna.load_study(study_name="study-quick", storage=f"sqlite:///{tmp_path / 'lrtune.db'}")
     assert len(study.trials) == 2
+
+
+def test_a_study_with_two_horizons_reports_whether_its_ranking_holds(tmp_path: Path) -> None:
+    preset = Preset(("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (20, 80), 64, 2, None, diagnostics=False)
+    summary = run_study("digits", preset=preset, out=tmp_path, report=True)
+    transfer = summary["transfer"]
+    assert transfer["horizons"] == [20, 80] and len(transfer["pairs"]) == 1
+    pair = transfer["pairs"][0]
+    assert pair["cells"] == 6 and -1.0 <= pair["spearman"] <= 1.0
+    at = {h: {s["cell"]: s["mean_valid_loss"] for s in summary["settings"] if s["steps"] == h} for h in (20, 80)}
+    pick = min(at[20], key=at[20].get)  # type: ignore[arg-type]
+    assert pair["regret"] == pytest.approx(at[80][pick] / min(at[80].values()) - 1)
+    assert pair["top1"] == (pick == min(at[80], key=at[80].get))  # type: ignore[arg-type]
+    assert transfer["stable"] == (pair["regret"] <= 0.02)
+    rec = summary["recommendation"]
+    assert rec["for_steps"] == 80 and rec["config"]["steps"] == 80  # the answer is for the longest runs
+    assert rec["mean_valid_loss"] == min(at[80].values())
+    page = (tmp_path / "report.html").read_text()
+    assert "Does the ranking hold for longer training?" in page and "20 → 80" in page
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["transfer"]["pairs"][0]["short"] == 20
+
+
+def test_spearman_equals_scipy() -> None:
+    import random
+
+    from scipy.stats import spearmanr
+
+    from lrtune.study._transfer import spearman
+
+    rng = random.Random(0)
+    for n in (3, 7, 30):
+        a = [rng.choice([1.0, 2.0, 2.0, 3.5, math.inf]) + rng.random() * (k % 2) for k in range(n)]
+        b = [rng.random() for _ in range(n)]
+        expected = spearmanr([x if math.isfinite(x) else 1e300 for x in a], b).statistic
+        assert spearman(a, b) == pytest.approx(expected, abs=1e-12)

@@ -314,6 +314,10 @@ def _study_command(args: argparse.Namespace) -> int:
         )
         return 130
     console.print(_plain_summary(summary, LABELS))
+    if summary.get("recommendation"):
+        from ..study._report import horizon_note
+
+        console.print(horizon_note(summary), soft_wrap=True)
     if summary.get("missing"):
         console.print(f"{len(summary['missing'])} grid points have no finished run yet: {summary['missing']}")
     console.print(f"report: {args.out / 'report.html'}; numbers: {args.out / 'summary.json'}")

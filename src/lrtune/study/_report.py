@@ -194,6 +194,60 @@ def _diagnostic_runs(summary: dict[str, Any], out_dir: Path) -> list[tuple[str, 
     return [found[r] for r in order if r in found]
 
 
+def _cell_label(cell: dict[str, Any], settings: list[dict[str, Any]]) -> str:
+    """A cell (the study's parameters without seed and horizon) as recipe and peak LR."""
+    key = json.dumps(cell, sort_keys=True)
+    found = next((s for s in settings if s["cell"] == key), None)
+    return f"{_label(found['recipe'])}, LR {found['lr']:.3g}" if found else json.dumps(cell)
+
+
+def horizon_note(summary: dict[str, Any]) -> str:
+    """One sentence on the horizon the recommendation is for and whether the study's ranking held across its
+    horizons."""
+    rec, transfer = summary.get("recommendation") or {}, summary.get("transfer")
+    steps = rec.get("for_steps", summary.get("horizon"))
+    if not transfer:
+        return (
+            f"This is the best setting for runs of {steps} updates, the only horizon the study ran; for much longer "
+            "training another setting may be best (short-horizon bias): run the study at the length you will train."
+        )
+    worst = max(transfer["pairs"], key=lambda p: p["regret"] if math.isfinite(p["regret"]) else math.inf)
+    if transfer["stable"]:
+        return (
+            f"For runs of {steps} updates. The ranking held across the study's horizons "
+            f"({', '.join(map(str, transfer['horizons']))} updates): the pick at every shorter horizon is within 2 % "
+            f"of the best at {steps}."
+        )
+    return (
+        f"For runs of {steps} updates only: the ranking is not stable across the study's horizons — the setting "
+        f"best after {worst['short']} updates is {100 * worst['regret']:.1f} % worse than the best after "
+        f"{worst['long']} (rank correlation {worst['spearman']:.2f}). Train for the horizon the study chose at, or "
+        "run it at the length you will train."
+    )
+
+
+def _transfer_table(summary: dict[str, Any]) -> str:
+    transfer = summary.get("transfer")
+    if not transfer:
+        return ""
+    settings = summary["settings"]
+    rows = "\n".join(
+        f"<tr><td>{p['short']} → {p['long']}</td><td>{p['cells']}</td><td>{_fmt(p['spearman'], '.2f')}</td>"
+        f"<td>{'yes' if p['top1'] else 'no'}</td><td>{_fmt(100 * p['regret'], '+.1f')} %</td>"
+        f"<td>{html.escape(_cell_label(p['pick'], settings))}</td><td>{html.escape(_cell_label(p['best'], settings))}"
+        "</td></tr>"
+        for p in transfer["pairs"]
+    )
+    return f"""<h2>Does the ranking hold for longer training?</h2>
+<p>Between the study's horizons, over the settings run at both: rank correlation of the final validation losses,
+whether the best at the shorter horizon is the best at the longer (top-1), and its regret (its loss at the longer
+horizon over the best there, minus 1).</p>
+<table><tr><th>horizons (updates)</th><th>settings</th><th>Spearman ρ</th><th>top-1</th><th>regret</th>
+<th>pick at the shorter</th><th>best at the longer</th></tr>
+{rows}
+</table>"""
+
+
 def write_study_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``OUT/report.html`` and the figures ``OUT/figures/*.png``; returns the report's path."""
     out = Path(out_dir)
@@ -271,8 +325,10 @@ def write_study_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
             )
             + "</p>"
         )
+        recommendation = recommendation.replace("</p>", f"<br>{html.escape(horizon_note(summary))}</p>", 1)
     else:
         recommendation = "<p class='rec'>No recommendation: no setting finished with a finite validation loss.</p>"
+    transfer_html = _transfer_table(summary)
     compute = summary["compute"]
     figures_html = "\n".join(
         f"<h2>{html.escape(title)}</h2>\n<p>{html.escape(caption)}</p>\n"
@@ -289,6 +345,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;font-size:90%}}img{{max-width:100%}
 <h1>lrtune study: {html.escape(str(summary.get("workload")))}, preset {html.escape(str(summary.get("preset")))}</h1>
 <h2>Recommendation</h2>
 {recommendation}
+{transfer_html}
 <h2>Recipes, best first</h2>
 <p>Target validation loss {_fmt(summary.get("target_valid_loss"))} (1.02 × the best mean). "LRs within 2 %": grid LRs
 whose mean final validation loss is within 2 % of the best setting's (at or below the target).</p>

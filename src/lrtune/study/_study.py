@@ -32,6 +32,7 @@ from ..tune._samplers import grid_points, make_sampler
 from ..tune._space import lr_centre
 from ..tune._storage import default_storage
 from ..workloads import Translation, Workload, batch_size_for, resolve_workload, workload_reference
+from ._transfer import compare_horizons
 
 __all__ = ["LR_CENTRES", "PRESETS", "Preset", "analyse", "run_study", "study_space"]
 
@@ -262,6 +263,27 @@ def _remaining(storage: str | None, out_dir: Path, name: str, space: dict[str, A
     return int(make_sampler("grid", 0, space).remaining(study))
 
 
+def _transfer(settings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """With runs at several horizons: between every pair of them, over the settings run at both, the rank
+    correlation, top-1 agreement and regret (see :mod:`lrtune.study._transfer`); ``stable`` when the pick at every
+    shorter horizon is within 2 % of the best at the longest (the horizon the recommendation is for)."""
+    horizons = sorted({s["steps"] for s in settings})
+    if len(horizons) < 2:
+        return None
+    cells = {h: {s["cell"]: s["mean_valid_loss"] for s in settings if s["steps"] == h} for h in horizons}
+    pairs = []
+    for i, short in enumerate(horizons):
+        for long in horizons[i + 1 :]:
+            if len(set(cells[short]) & set(cells[long])) < 2:
+                continue
+            found = compare_horizons(cells[short], cells[long])
+            found["pick"], found["best"] = json.loads(found["pick"]), json.loads(found["best"])
+            pairs.append({"short": short, "long": long, **found})
+    to_target = [p for p in pairs if p["long"] == horizons[-1]]
+    stable = bool(to_target) and all(p["regret"] <= ROBUST_FACTOR - 1 for p in to_target)  # (NaN: not stable)
+    return {"horizons": horizons, "pairs": pairs, "stable": stable}
+
+
 def _missing(study: Any, space: dict[str, Any]) -> list[dict[str, Any]]:
     """The grid points without a completed (or pruned) trial."""
     taken = make_sampler("grid", 0, space).taken(study)
@@ -303,24 +325,29 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
                 "evals": [{"step": e["step"], **e["eval"]} for e in files["evals"]] if files else [],
                 "run_dir": str(run_dir.relative_to(out_dir)),
                 "config": config,
+                # the setting whatever its horizon and seed: what is compared across horizons
+                "cell": json.dumps(
+                    {k: v for k, v in t.params.items() if k not in ("seed", "total_steps")}, sort_keys=True
+                ),
             }
         )
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for run in runs:
-        key = (run["recipe"], run["lr"], run["beta2"], run["warmup_steps"], run["steps"])
-        groups.setdefault(key, []).append(run)
+        groups.setdefault((run["cell"], run["steps"]), []).append(run)
     settings = []
-    for (recipe, lr, beta2, warmup, steps), members in groups.items():
+    for (cell, steps), members in groups.items():
         losses = [r["valid_loss"] for r in members]
         finite = [x for x in losses if math.isfinite(x)]
         bleus = [r["bleu"] for r in members if r["bleu"] is not None]
+        first = members[0]
         settings.append(
             {
-                "recipe": recipe,
-                "lr": lr,
-                "beta2": beta2,
-                "warmup_steps": warmup,
+                "recipe": first["recipe"],
+                "lr": first["lr"],
+                "beta2": first["beta2"],
+                "warmup_steps": first["warmup_steps"],
                 "steps": steps,
+                "cell": cell,
                 "seeds": len(members),
                 "diverged": sum(r["status"] == "diverged" or not math.isfinite(r["valid_loss"]) for r in members),
                 "mean_valid_loss": statistics.fmean(losses) if len(finite) == len(losses) else math.inf,
@@ -330,15 +357,18 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
                 "trials": [r["trial"] for r in members],
             }
         )
-    settings.sort(key=lambda s: (s["recipe"], s["lr"]))
-    finite_settings = [s for s in settings if math.isfinite(s["mean_valid_loss"])]
+    settings.sort(key=lambda s: (s["recipe"], s["lr"], s["steps"]))
+    horizon = max((s["steps"] for s in settings), default=None)  # the recommendation is for the longest runs
     summary: dict[str, Any] = {
         "runs": runs,
         "missing": _missing(study, space) if space is not None else [],
         "settings": settings,
+        "horizon": horizon,
+        "transfer": _transfer(settings),
         "compute": {"updates": sum(r["updates"] for r in runs), "seconds": sum(r["seconds"] for r in runs)},
         "diverged_runs": sum(r["status"] == "diverged" for r in runs),
     }
+    finite_settings = [s for s in settings if math.isfinite(s["mean_valid_loss"]) and s["steps"] == horizon]
     if not finite_settings:
         summary["recommendation"] = None
         return summary
@@ -350,11 +380,16 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
         fraction = hit["step"] / run["steps"] if hit else None
         run["seconds_to_target"] = fraction * run["seconds"] if fraction is not None else None
     recipes: dict[str, Any] = {}
-    for recipe in dict.fromkeys(s["recipe"] for s in settings):
-        mine = [s for s in settings if s["recipe"] == recipe]
+    at_horizon = [s for s in settings if s["steps"] == horizon]
+    for recipe in dict.fromkeys(s["recipe"] for s in at_horizon):
+        mine = [s for s in at_horizon if s["recipe"] == recipe]
         good = [s for s in mine if s["mean_valid_loss"] <= ROBUST_FACTOR * best["mean_valid_loss"]]
         top = min(mine, key=lambda s: s["mean_valid_loss"])
-        reach = [r["steps_to_target"] for r in runs if r["recipe"] == recipe and r["steps_to_target"] is not None]
+        reach = [
+            r["steps_to_target"]
+            for r in runs
+            if r["recipe"] == recipe and r["steps"] == horizon and r["steps_to_target"] is not None
+        ]
         recipes[recipe] = {
             "best_lr": top["lr"] if math.isfinite(top["mean_valid_loss"]) else None,
             "best_mean_valid_loss": top["mean_valid_loss"],
@@ -364,11 +399,12 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
             "lr_width_decades": math.log10(max(s["lr"] for s in good) / min(s["lr"] for s in good)) if good else None,
             "diverged_runs": sum(s["diverged"] for s in mine),
             "runs": sum(s["seeds"] for s in mine),
+            "cell": top["cell"],
             "runs_reaching_target": len(reach),
             "median_steps_to_target": statistics.median(reach) if reach else None,
         }
     ranked = sorted(recipes, key=lambda r: recipes[r]["best_mean_valid_loss"])
-    winner = min(runs, key=lambda r: (r["recipe"] != best["recipe"] or r["lr"] != best["lr"], r["valid_loss"]))
+    winner = min((r for r in runs if r["trial"] in best["trials"]), key=lambda r: r["valid_loss"])
     config = {k: v for k, v in winner["config"].items() if k != "recipe"}
     summary |= {
         "target_valid_loss": target,
@@ -386,6 +422,8 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
             "mean_valid_loss": best["mean_valid_loss"],
             "spread": [best["min_valid_loss"], best["max_valid_loss"]],
             "mean_bleu": best["mean_bleu"],
+            "for_steps": horizon,  # the horizon this recommendation is for
+            "stable": summary["transfer"]["stable"] if summary["transfer"] else None,
             "runner_up": ranked[1] if len(ranked) > 1 else None,
             # the runner-up's best mean lies beyond the winner's worst seed: the ranking is not within the noise
             "clear": len(ranked) < 2 or recipes[ranked[1]]["best_mean_valid_loss"] > best["max_valid_loss"],
