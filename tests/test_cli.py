@@ -85,3 +85,31 @@ def test_train_bad_input_and_workloads(capsys, monkeypatch, tmp_path: Path) -> N
     assert main(["workloads"]) == 0
     listing = capsys.readouterr().out
     assert "digits" in listing and "translation-de-en" in listing
+
+
+def test_a_missing_extra_is_one_line_naming_the_install() -> None:
+    """As after a plain `pip install lrtune`: the command says what to install instead of a traceback."""
+    code = "import sys; sys.modules['rich'] = None; from lrtune.cli import main; sys.exit(main(sys.argv[1:]))"
+    for args in (["workloads"], ["schedule", json.dumps(SPEC)]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "needs rich" in done.stderr and "pip install 'lrtune[all]'" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_while_lrtune_starts_is_one_line(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    for delay in (0.2, 1.0):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lrtune.cli", "train", "--steps", "3000", "--out", str(tmp_path / f"r{delay}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 130, out
+        assert "Traceback" not in out and "interrupted" in out

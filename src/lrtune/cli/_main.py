@@ -56,6 +56,9 @@ def _schedule_command(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as e:
         console.print(f"[red]invalid schedule:[/red] {e}")
         return 2
+    if not (math.isfinite(args.base_lr) and args.base_lr > 0):
+        console.print(f"[red]--base-lr must be a finite number > 0, got {args.base_lr}[/red]")
+        return 2
     steps = args.steps
     if steps is None:
         steps = int(schedule.end * 1.1) if schedule.end else 1000
@@ -497,11 +500,33 @@ def _report_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: Packages of the extras the commands use, and the extra that brings each.
+EXTRAS = {
+    "rich": "cli",
+    "matplotlib": "cli",
+    "optuna": "tune",
+    "sqlalchemy": "tune",
+    "sklearn": "workloads",
+    "tokenizers": "workloads",
+    "sacrebleu": "workloads",
+}
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """The command (see :func:`lrtune.cli.main`): a missing extra is one line naming the install command."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        sys.stderr.write(
+            f"lrtune {args.command}: needs {top}, which is not installed: pip install 'lrtune[all]' (or "
+            f"'lrtune[{EXTRAS[top]}]')\n"
+        )
+        return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+main = run  # (lrtune.cli.main adds Ctrl-C handling around the imports)
