@@ -162,20 +162,52 @@ def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.Captur
     config = result.config
     assert config["schedule"] == {"name": "warmup_linear_decay", "warmup_steps": 20, "total_steps": 40}
     assert config["optimizer"]["betas"] == [0.9, 0.98]  # untuned warm-up 2/(1-0.98) = 100, capped at half the run
-    lrs = [c["lr"] for c in result.candidates]
-    assert lrs == pytest.approx([result.suggestions["steepest"] * 10 ** (-k / 4) for k in range(3)])
-    assert config["optimizer"]["lr"] in lrs
-    # successive halving after the 20-update warm-up: 3 candidates to update 23, the best 2 on to update 25
-    # (20 + a quarter of the 20 updates after the warm-up)
-    assert sorted(len(c["valid_loss"]) for c in result.candidates) == [1, 2, 2]
+    estimate = result.suggestions["estimate"]
+    first = [c["lr"] for c in result.candidates[:3]]
+    assert first == pytest.approx([estimate * 10 ** (k / 4) for k in (-1, 0, 1)])
+    # every candidate to update 23 (20 + half of a quarter of the 20 updates after the warm-up); while the best
+    # is at an edge one more beyond it; then the better half (at least 2) on to update 25
+    at_first = {c["lr"]: c["valid_loss"][0] for c in result.candidates}
+    assert all(c["rungs"][0] == 23 for c in result.candidates)
+    best_first = min(at_first, key=at_first.get)  # type: ignore[arg-type]
+    tried = sorted(at_first)
+    assert tried[0] < best_first < tried[-1] or result.weak  # an edge winner is flagged as weak evidence
     survivors = [c for c in result.candidates if len(c["valid_loss"]) == 2]
+    assert len(survivors) == max(2, math.ceil(len(result.candidates) / 2)) and all(
+        c["rungs"] == [23, 25] for c in survivors
+    )
     assert config["optimizer"]["lr"] == min(survivors, key=lambda c: c["valid_loss"][-1])["lr"]
-    assert result.range_test_updates <= 30 and result.updates == result.range_test_updates + 3 * 23 + 2 * 2
+    trained = 23 * len(result.candidates) + 2 * len(survivors)
+    assert result.range_test_updates <= 2 * 30 and result.updates == result.range_test_updates + trained
     saved = tmp_path / "a" / "auto.json"
-    assert json.loads(saved.read_text()) == config
+    assert {k: v for k, v in json.loads(saved.read_text()).items() if k != "evidence"} == config
+    assert json.loads(saved.read_text())["evidence"]["weak"] == result.weak
     assert main(["train", "--config", str(saved), "--out", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "completed" and record["steps"] == 40
+    again = auto("digits", steps=40, batch_size=32, candidates=3, range_test_steps=30, out=tmp_path / "a")
+    assert again.config == config and again.updates == result.range_test_updates  # continued, nothing retrained
+
+
+def test_auto_looks_beyond_an_edge_winner() -> None:
+    """Candidates far below the best LR (the estimate scaled down a hundredfold): auto steps up past the edge."""
+    from unittest import mock
+
+    from lrtune.study import _auto
+
+    real = _auto.estimate_lr
+
+    def low(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        found.lr /= 100
+        return found
+
+    with mock.patch.object(_auto, "estimate_lr", low):
+        result = auto("digits", steps=60, batch_size=32, candidates=2, range_test_steps=30, max_extensions=3)
+    lrs = [c["lr"] for c in result.candidates]
+    assert len(lrs) > 2 and lrs[2] > max(lrs[:2])  # it tried above the largest first candidate
+    if max(lrs) == result.config["optimizer"]["lr"]:
+        assert any("largest of those tried" in w for w in result.weak)
 
 
 def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
@@ -188,6 +220,7 @@ def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
         ({"candidates": 0}, "candidates must be"),
         ({"spacing": 0.0}, "spacing must be a positive number of decades, got 0.0"),
         ({"range_test_steps": 2}, "range_test_steps must be"),
+        ({"repeats": 0}, "repeats must be"),
     ]:
         with pytest.raises(ValueError, match=pattern):
             auto("digits", steps=20, **kwargs)  # type: ignore[arg-type]

@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--beta2", type=float, default=0.98)
     auto.add_argument("--candidates", type=int, default=4, help="peak LRs compared by successive halving")
     auto.add_argument("--spacing", type=float, default=0.25, help="decades between candidate LRs")
+    auto.add_argument("--repeats", type=int, default=2, help="LR range tests (seeds) behind the LR estimate")
     auto.add_argument("--seed", type=int, default=0)
     add_workload_option(auto)
     auto.add_argument("--train", action="store_true", help="also train the chosen config for the whole budget")
@@ -235,23 +236,34 @@ def _auto_command(args: argparse.Namespace) -> int:
                 beta2=args.beta2,
                 candidates=args.candidates,
                 spacing=args.spacing,
+                repeats=args.repeats,
                 seed=args.seed,
                 workload_options=_workload_options(args.workload_option, args.workload),
                 out=args.out,
                 train_final=args.train,
             )
     except (ValueError, OSError) as e:
-        console.print(f"[red]lrtune auto:[/red] {e}")
+        console.print(f"[red]lrtune auto:[/red] {e}", soft_wrap=True)
         return 2
-    console.print(f"range test: {', '.join(f'{k} {v:.3g}' for k, v in result.suggestions.items())}")
-    for c in result.candidates:
-        console.print(f"  lr {c['lr']:.3g}: valid loss " + " → ".join(f"{v:.4g}" for v in c["valid_loss"]))
+    except KeyboardInterrupt:
+        console.print("[red]lrtune auto:[/red] interrupted; the same command continues the candidate runs")
+        return 130
+    estimate = result.suggestions
+    console.print(
+        f"LR estimate {estimate['estimate']:.3g} from the range tests (repeats {estimate['spread_decades']:.2f} "
+        "decades apart)"
+    )
+    for c in sorted(result.candidates, key=lambda c: c["lr"]):
+        losses = " → ".join(f"{v:.4g} (update {r})" for v, r in zip(c["valid_loss"], c["rungs"], strict=True))
+        console.print(f"  lr {c['lr']:.3g}: valid loss {losses}")
     config = result.config
     console.print(
         f"chosen: {config['optimizer']['name']} lr {config['optimizer']['lr']:.3g}, warm-up "
         f"{config['schedule']['warmup_steps']} of {config['steps']} updates, linear decay; {result.updates} updates "
         f"spent choosing; config in {args.out / 'auto.json'} (lrtune train --config {args.out / 'auto.json'})"
     )
+    for reason in result.weak:
+        console.print(f"[yellow]weak evidence:[/yellow] {reason}", soft_wrap=True)
     if result.final is not None:
         console.print(f"full run: {result.final['status']}, {result.final['metrics']}")
     return 0

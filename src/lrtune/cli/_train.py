@@ -111,6 +111,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     missing = [k for k in ("workload", "optimizer", "steps") if k not in config]
     if missing:
         raise UsageError(f"--config {path} has no {', '.join(map(repr, missing))}: it is not a run config")
+    config.pop("evidence", None)  # what lrtune auto saw: not part of the run
     unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
         raise UsageError(f"--config {path} has unknown keys {unknown}; a run config has {', '.join(CONFIG_KEYS)}")

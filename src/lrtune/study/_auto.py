@@ -1,19 +1,25 @@
-"""``lrtune auto``: settings for a budget without a grid.
+"""``lrtune auto``: settings for a budget without a grid, built to hold on models lrtune has never seen.
 
-1. An LR range test (``range_test_steps`` updates) gives the steepest-descent LR s.
-2. The warm-up is not tuned: Adam gets Ma & Yarats' untuned warm-up of 2/(1 − β2) updates (linear), RAdam none
-   (its rectification is the warm-up); the LR then decays linearly to 0 at the budget's end.
-3. Successive halving among ``candidates`` peak LRs s · 10^(−k·spacing), k = 0 … candidates − 1 (the range
-   test's steepest point is often above the best peak LR for a full run; by default a quarter of a decade apart,
-   since on short budgets the final loss is sharp in the LR: half a decade off costs several per cent), on the
-   real schedule. Candidates are compared only after the warm-up — Adam's explicit one, or for RAdam the
-   2/(1 − β2) updates over which its rectification acts as one (Ma & Yarats 2019): inside a warm-up the larger
-   peak LR is ahead only because its LR is larger so far. Every candidate trains to
-   ``w + check_fraction/2 · (T − w)`` (w the warm-up, T the budget), the better half continues (from its
-   checkpoint) to ``w + check_fraction · (T − w)``, and the candidate with the lowest validation loss there wins.
+1. **A robust LR estimate** (:func:`lrtune.tune.estimate_lr`): ``repeats`` LR range tests from different seeds,
+   each read on a lag-free smoothing for its steepest descent before the loss's minimum and for the minimum's
+   LR / 10; the estimate e is the median of all of them (in log LR). Repeats that disagree by more than a decade,
+   a loss that barely falls or a test cut short are recorded as weak evidence.
+2. The warm-up is not tuned: Adam gets Ma & Yarats' untuned warm-up of 2/(1 − β2) updates (linear; at most half
+   the budget), RAdam none (its rectification is the warm-up); the LR then decays linearly to 0 at the budget's
+   end.
+3. **Candidates** e · 10^(k·spacing), k = −⌊c/2⌋ … c − ⌊c/2⌋ − 1 (c = ``candidates``; by default 4, a quarter of a
+   decade apart), each trained on the real schedule to the first rung ``w + check_fraction/2 · (T − w)`` (w the
+   warm-up or the span of RAdam's rectification, T the budget): candidates are compared only after the warm-up,
+   inside which the larger peak LR is ahead only because its LR is larger so far.
+4. **Never an edge without a look beyond it**: while the best candidate is the smallest or the largest LR tried,
+   one more is tried beyond it (a quarter, then a half, then a whole decade further, ``max_extensions`` times at
+   most); if the best is still at an edge, the evidence is weak and says so.
+5. Successive halving: the better half (at least two) continues from its checkpoints to
+   ``w + check_fraction · (T − w)``, where the lowest validation loss wins.
 
-The result is a run config that ``lrtune train --config`` runs, plus the evidence (the range test's
-suggestions, each candidate's validation losses, the compute used in optimizer updates).
+The result is a run config that ``lrtune train --config`` runs, with the evidence under ``"evidence"`` (the
+estimate, every candidate's validation losses, the compute used, and ``weak``: the reasons not to trust the
+choice, empty when there are none; a warning is logged for each).
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._json import write_json
 from .._validate import check_choice, check_steps
 from ..runner import train
 from ..schedules import UntunedWarmup
-from ..tune import lr_range_test
+from ..tune import estimate_lr
 from ..workloads import Workload, batch_size_for, resolve_workload, workload_reference
 
 __all__ = ["AutoResult", "auto"]
@@ -43,11 +50,12 @@ class AutoResult:
     """The chosen run ``config`` (for :func:`lrtune.train` / ``lrtune train --config``) and the evidence."""
 
     config: dict[str, Any]
-    suggestions: dict[str, float]
+    suggestions: dict[str, float]  # the LR estimate and its parts
     candidates: list[dict[str, Any]]
-    updates: int  # compute spent choosing: range test + candidates' updates
+    updates: int  # compute spent choosing: range tests + candidates' updates
     range_test_updates: int
     final: dict[str, Any] | None = field(default=None)  # the full run's outcome, with train_final=True
+    weak: list[str] = field(default_factory=list)  # why the choice may not hold (empty: no reason known)
 
 
 def _untuned_warmup(beta2: float, steps: int) -> int:
@@ -62,6 +70,78 @@ def _rungs(total: int, warmup: int, check_fraction: float, candidates: int) -> l
     return [first, check] if candidates > 2 else [check]
 
 
+class _Candidates:
+    """The candidate runs: each trained (or continued from its checkpoint) to a rung, in ``root/candidate-N``."""
+
+    def __init__(self, task: Any, spec: dict[str, Any], schedule: dict[str, Any], batch: int, seed: int, root: Path):
+        self.task, self.spec, self.schedule, self.batch, self.seed, self.root = task, spec, schedule, batch, seed, root
+        self.pool: list[dict[str, Any]] = []
+        self.updates = 0
+
+    def add(self, lr: float) -> int:
+        self.pool.append({"lr": lr, "valid_loss": [], "rungs": [], "status": "new"})
+        return len(self.pool) - 1
+
+    def train_to(self, i: int, rung: int) -> float:
+        candidate = self.pool[i]
+        run_dir = self.root / f"candidate-{i}"
+        optimizer = {**self.spec, "lr": candidate["lr"]}
+        resume = _same_run(run_dir, optimizer, self.schedule)
+        if resume and (known := _evaluated(run_dir, rung)) is not None:  # an earlier auto got there already
+            return self._record(candidate, rung, "completed", known)
+        trained = [0]
+
+        def count(line: dict[str, Any]) -> None:
+            trained[0] += "loss" in line
+
+        record = train(
+            self.task,
+            optimizer={**self.spec, "lr": candidate["lr"]},
+            schedule=self.schedule,
+            steps=rung,
+            batch_size=self.batch,
+            seed=self.seed,
+            out_dir=run_dir,
+            checkpoint_every=rung,
+            resume=resume,
+            overwrite=not resume,  # a candidate directory of another choice (other settings): auto's own scratch
+            callback=count,
+        )
+        self.updates += trained[0]
+        return self._record(candidate, rung, record.status, record.final_metrics.get("valid_loss"))
+
+    @staticmethod
+    def _record(candidate: dict[str, Any], rung: int, status: str, loss: Any) -> float:
+        finite = status == "completed" and isinstance(loss, (int, float)) and math.isfinite(loss)
+        value = float(loss) if finite else math.inf
+        candidate["valid_loss"].append(value)
+        candidate["rungs"].append(rung)
+        candidate["status"] = status
+        return value
+
+    def last(self, i: int) -> float:
+        return float(self.pool[i]["valid_loss"][-1])
+
+
+def _evaluated(run_dir: Path, rung: int) -> float | None:
+    """The validation loss a candidate's run recorded at update ``rung`` (None: none recorded)."""
+    from .._json import read_jsonl
+
+    if not (run_dir / "metrics.jsonl").is_file():
+        return None
+    lines, _ = read_jsonl(run_dir / "metrics.jsonl", torn="skip")
+    found = [x["eval"].get("valid_loss") for x in lines if "eval" in x and x["step"] == rung]
+    return math.inf if found and found[-1] is None else (float(found[-1]) if found else None)
+
+
+def _same_run(run_dir: Path, optimizer: dict[str, Any], schedule: dict[str, Any]) -> bool:
+    """Whether ``run_dir`` holds a checkpointed run of this candidate (then it continues)."""
+    if not any((run_dir / "checkpoints").glob("step-*.pt")) or not (run_dir / "config.json").is_file():
+        return False
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    return bool(config.get("optimizer") == json.loads(json.dumps(optimizer)) and config.get("schedule") == schedule)
+
+
 def auto(
     workload: str | Workload,
     *,
@@ -73,19 +153,23 @@ def auto(
     spacing: float = 0.25,
     check_fraction: float = 0.25,
     range_test_steps: int = 100,
+    repeats: int = 2,
+    max_extensions: int = 3,
     max_grad_norm: float | None = None,
     seed: int = 0,
     workload_options: dict[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
     train_final: bool = False,
 ) -> AutoResult:
-    """Choose peak LR, warm-up and schedule for ``steps`` updates of ``workload`` (a name or a
-    :class:`~lrtune.workloads.Workload`, e.g. your own model and data) without a grid; see the module doc.
+    """Choose peak LR, warm-up and schedule for ``steps`` updates of ``workload`` (a name, a ``module:NAME``
+    reference or a :class:`~lrtune.workloads.Workload`, e.g. your own model and data) without a grid; see the
+    module doc.
 
     ``optimizer`` is ``"adam"`` (β = (0.9, ``beta2``), untuned warm-up) or ``"radam"`` (no warm-up).
     ``workload_options`` build a named workload. With ``train_final``, the chosen config is also trained for
-    the whole budget (``final`` holds its outcome).
-    Candidate runs are written under ``out`` (a temporary directory if not given).
+    the whole budget (``final`` holds its outcome). Candidate runs are written under ``out`` (a temporary
+    directory if not given); running it again with the same settings continues them. ``weak`` (and
+    ``auto.json``'s ``evidence.weak``) lists the reasons the choice may not hold.
     """
     check_choice("optimizer", optimizer, ("adam", "radam"))
     if not 0.0 < beta2 < 1.0:
@@ -93,7 +177,9 @@ def auto(
     candidates = check_steps("candidates", candidates, minimum=1)
     if not (isinstance(spacing, (int, float)) and math.isfinite(spacing) and spacing > 0):
         raise ValueError(f"spacing must be a positive number of decades, got {spacing!r}")
-    range_test_steps = check_steps("range_test_steps", range_test_steps, minimum=3)
+    range_test_steps = check_steps("range_test_steps", range_test_steps, minimum=8)
+    repeats = check_steps("repeats", repeats, minimum=1)
+    max_extensions = check_steps("max_extensions", max_extensions, minimum=0)
     if not 0.0 < check_fraction < 1.0:
         raise ValueError(f"check_fraction must be in (0, 1), got {check_fraction!r}")
     task = resolve_workload(workload, workload_options)
@@ -102,44 +188,55 @@ def auto(
     spec: dict[str, Any] = {"name": optimizer, "betas": [0.9, beta2]}
     if max_grad_norm is not None:
         spec["max_grad_norm"] = max_grad_norm
-    result = lr_range_test(task, optimizer=spec, num_steps=range_test_steps, batch_size=batch_size, seed=seed)
-    suggestions = result.suggestions()
+    estimate = estimate_lr(
+        task, optimizer=spec, batch_size=batch_size, seed=seed, repeats=repeats, num_steps=range_test_steps
+    )
+    weak = list(estimate.weak)
     horizon = _untuned_warmup(beta2, total)  # Adam's warm-up, or the span of RAdam's rectification
     warmup = horizon if optimizer == "adam" else 0
     schedule = {"name": "warmup_linear_decay", "warmup_steps": warmup, "total_steps": total}
-    updates = len(result.lrs)
-    lrs = [suggestions["steepest"] * 10 ** (-k * spacing) for k in range(candidates)]
-    logger.info("auto: range test suggests %s; candidates %s", suggestions, lrs)
     rungs = _rungs(total, horizon, check_fraction, candidates)
-    pool: list[dict[str, Any]] = [{"lr": lr, "valid_loss": [], "status": "running"} for lr in lrs]
+    offsets = range(-(candidates // 2), candidates - candidates // 2)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(out) if out is not None else Path(tmp)
-        alive = list(range(len(pool)))
-        for r, rung in enumerate(rungs):
-            for i in alive:
-                record = train(
-                    task,
-                    optimizer={**spec, "lr": pool[i]["lr"]},
-                    schedule=schedule,
-                    steps=rung,
-                    batch_size=batch_size,
-                    seed=seed,
-                    max_grad_norm=None,
-                    out_dir=root / f"candidate-{i}",
-                    checkpoint_every=rung,
-                    resume=r > 0,
+        runs = _Candidates(task, spec, schedule, batch_size, seed, Path(out) if out is not None else Path(tmp))
+        alive = [runs.add(estimate.lr * 10 ** (k * spacing)) for k in offsets]
+        logger.info("auto: LR estimate %.3g; candidates %s", estimate.lr, [runs.pool[i]["lr"] for i in alive])
+        for i in alive:
+            runs.train_to(i, rungs[0])
+        for extension in range(max_extensions + 1):  # never an edge without a look beyond it
+            lrs = sorted(runs.pool[i]["lr"] for i in alive)
+            best = min(alive, key=runs.last)
+            edge = runs.pool[best]["lr"]
+            if len(alive) < 2 or lrs[0] < edge < lrs[-1] or not math.isfinite(runs.last(best)):
+                break
+            if extension == max_extensions:
+                weak.append(
+                    f"the best LR, {edge:.3g}, is the {'smallest' if edge == lrs[0] else 'largest'} of those tried "
+                    f"after {max_extensions} steps beyond the edge: the best may lie further out"
                 )
-                done = record.steps - (rungs[r - 1] if r > 0 else 0)
-                updates += max(0, done)
-                loss = record.final_metrics.get("valid_loss", math.inf)
-                pool[i]["valid_loss"].append(loss if record.status == "completed" else math.inf)
-                pool[i]["status"] = record.status
-            if r < len(rungs) - 1:
-                alive.sort(key=lambda i: pool[i]["valid_loss"][-1])
-                alive = alive[: max(1, math.ceil(len(alive) / 2))]
-        best = min(alive, key=lambda i: pool[i]["valid_loss"][-1])
-    if not math.isfinite(pool[best]["valid_loss"][-1]):
+                break
+            step = spacing * 2**extension * (1 if edge == lrs[-1] else -1)
+            new = runs.add(edge * 10**step)
+            logger.info("auto: the best candidate %.3g is at an edge: trying %.3g", edge, runs.pool[new]["lr"])
+            runs.train_to(new, rungs[0])
+            alive.append(new)
+        for rung in rungs[1:]:
+            alive.sort(key=runs.last)
+            alive = alive[: max(2, math.ceil(len(alive) / 2))]
+            for i in alive:
+                runs.train_to(i, rung)
+        best = min(alive, key=runs.last)
+        pool = runs.pool
+    if not math.isfinite(runs.last(best)):
         raise ValueError(f"every candidate LR diverged ({[c['lr'] for c in pool]}): lower the range test's end")
+    finite = sorted(runs.last(i) for i in range(len(pool)) if math.isfinite(runs.last(i)))
+    if len(finite) == 1 and len(pool) > 1:
+        weak.append("every candidate but one diverged")
+    for reason in weak:
+        logger.warning("auto: weak evidence: %s", reason)
+    suggestions = {"estimate": estimate.lr, "spread_decades": estimate.spread_decades}
+    for r, reading in enumerate(estimate.per_repeat):
+        suggestions |= {f"{name}_{r}": value for name, value in reading.items()}
     config: dict[str, Any] = {
         "workload": (named := workload_reference(task) or (task.name, {}))[0],
         "workload_options": named[1],
@@ -151,7 +248,7 @@ def auto(
         "eval_every": None,
         "max_grad_norm": None,
     }
-    outcome = AutoResult(config, suggestions, pool, updates, len(result.lrs))
+    outcome = AutoResult(config, suggestions, pool, estimate.updates + runs.updates, estimate.updates, weak=weak)
     if train_final:
         record = train(
             task,
@@ -161,9 +258,11 @@ def auto(
             batch_size=batch_size,
             seed=seed,
             out_dir=None if out is None else Path(out) / "final",
+            overwrite=True,
         )
         outcome.final = {"status": record.status, "metrics": record.final_metrics, "seconds": record.seconds}
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "auto.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        evidence = {"suggestions": suggestions, "candidates": pool, "updates": outcome.updates, "weak": weak}
+        write_json(Path(out) / "auto.json", {**config, "evidence": evidence})
     return outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from ..runner import build_optimizer
 from ..runner._trainer import OptimizerSpec
 from ..workloads import Workload
 
-__all__ = ["RangeTestResult", "lr_range_test"]
+__all__ = ["LREstimate", "RangeTestResult", "estimate_lr", "lr_range_test"]
 
 LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
 
@@ -178,3 +179,96 @@ def lr_range_test(
         "optimizer": optimizer if isinstance(optimizer, dict) else repr(optimizer),
     }
     return RangeTestResult(lrs, losses, smoothed, valid if valid_loss is not None else None, diverged, settings)
+
+
+@dataclass
+class LREstimate:
+    """A peak-LR estimate from repeated range tests, and how far to trust it.
+
+    ``lr`` is the median (in log LR) of every repeat's two suggestions — the steepest descent of the loss before
+    its minimum, and the minimum's LR / 10 — read off a centred (lag-free) moving average of the raw losses;
+    ``spread_decades`` is how far the repeats' own estimates lie apart; ``weak`` lists why the estimate is not
+    to be trusted (empty when nothing is wrong)."""
+
+    lr: float
+    per_repeat: list[dict[str, float]]
+    spread_decades: float
+    weak: list[str]
+    results: list[RangeTestResult] = field(repr=False, default_factory=list)
+
+    @property
+    def updates(self) -> int:
+        return sum(len(r.lrs) for r in self.results)
+
+
+def _centred(values: list[float], width: int) -> list[float]:
+    half = width // 2
+    return [
+        sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1])
+        for i in range(len(values))
+    ]
+
+
+def _read_curve(result: RangeTestResult) -> tuple[dict[str, float], str | None]:
+    """Steepest descent before the minimum and minimum / 10 of one curve (centred smoothing), or why not."""
+    n = len(result.losses)
+    if n < 8 or not all(math.isfinite(v) for v in result.losses):
+        return {}, f"the range test stopped after {n} updates"
+    curve = _centred(result.losses, max(3, (n // 12) | 1))
+    logs = [math.log10(lr) for lr in result.lrs]
+    lowest = min(range(n), key=curve.__getitem__)
+    # the loss's noise: raw minus smoothed, up to the minimum (past it the loss climbs and blows up)
+    noise = statistics.pstdev([a - b for a, b in zip(result.losses[: lowest + 1], curve[: lowest + 1], strict=True)])
+    if curve[0] - curve[lowest] < 3 * noise:
+        return {}, f"the loss fell by {curve[0] - curve[lowest]:.3g}, within 3× its noise ({noise:.3g})"
+    skip = max(1, n // 10)
+    window = range(skip, max(skip + 1, lowest))
+    slopes = {i: (curve[i + 1] - curve[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in window if 0 < i < n - 1}
+    if not slopes:
+        return {"minimum_over_10": result.lrs[lowest] / 10}, None
+    steepest = min(slopes, key=slopes.__getitem__)
+    return {"steepest": result.lrs[steepest], "minimum_over_10": result.lrs[lowest] / 10}, None
+
+
+def estimate_lr(
+    target: Workload,
+    *,
+    optimizer: OptimizerSpec,
+    batch_size: int,
+    seed: int = 0,
+    repeats: int = 2,
+    num_steps: int = 100,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+) -> LREstimate:
+    """A robust peak-LR estimate: ``repeats`` range tests (seeds ``seed``, ``seed + 1``, ...), each read for its
+    steepest descent before the loss's minimum and for the minimum's LR / 10 on a lag-free smoothing; the
+    estimate is the median of all of them in log LR. Flags weak evidence: repeats more than a decade apart, a
+    loss that barely falls, a test cut short."""
+    repeats = check_steps("repeats", repeats, minimum=1)
+    results, readings, weak = [], [], []
+    for r in range(repeats):
+        result = lr_range_test(
+            target,
+            optimizer=optimizer,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            batch_size=batch_size,
+            seed=seed + r,
+        )
+        results.append(result)
+        reading, problem = _read_curve(result)
+        if problem:
+            weak.append(f"repeat {r}: {problem}")
+        if reading:
+            readings.append(reading)
+    values = [v for reading in readings for v in reading.values()]
+    if not values:
+        raise ValueError(f"no LR range test gave a reading ({'; '.join(weak)}): check the workload's loss")
+    lr = 10 ** statistics.median(math.log10(v) for v in values)
+    own = [10 ** statistics.median(math.log10(v) for v in reading.values()) for reading in readings]
+    spread = math.log10(max(own) / min(own))
+    if spread > 1.0:
+        weak.append(f"the repeats' estimates lie {spread:.1f} decades apart")
+    return LREstimate(lr, readings, spread, weak, results)
