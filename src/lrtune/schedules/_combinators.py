@@ -6,9 +6,12 @@ multiplies by a constant and ``shift`` moves a schedule along the step axis.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._validate import check_real, check_steps
 from ._base import Schedule, from_spec, register
@@ -70,6 +73,9 @@ class Join(Schedule):
         last = self.schedules[-1].end
         return None if last is None else (self.boundaries[-1] if self.boundaries else 0) + last
 
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_all(self, group)
+
 
 @register("product")
 @dataclass(frozen=True)
@@ -95,6 +101,9 @@ class Product(Schedule):
         ends = [s.end for s in self.schedules]
         return None if any(e is None for e in ends) else max(e for e in ends if e is not None)
 
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_all(self, group)
+
 
 @register("scale")
 @dataclass(frozen=True)
@@ -119,6 +128,9 @@ class Scale(Schedule):
     @property
     def end(self) -> float | None:
         return self.schedule.end
+
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_one(self, group)
 
 
 @register("shift")
@@ -148,3 +160,18 @@ class Shift(Schedule):
     def end(self) -> float | None:
         end = self.schedule.end
         return None if end is None else end + self.offset
+
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_one(self, group)
+
+
+def _bind_all(schedule: Join | Product, group: Mapping[str, Any]) -> Schedule:
+    bound = tuple(s.bind(group) for s in schedule.schedules)
+    if all(b is s for b, s in zip(bound, schedule.schedules, strict=True)):
+        return schedule
+    return dataclasses.replace(schedule, schedules=bound)
+
+
+def _bind_one(schedule: Scale | Shift, group: Mapping[str, Any]) -> Schedule:
+    bound = schedule.schedule.bind(group)
+    return schedule if bound is schedule.schedule else dataclasses.replace(schedule, schedule=bound)
