@@ -334,3 +334,40 @@ def test_no_staircase_warning_for_the_standard_loop_accumulation_skips_and_resum
 
     for loop in (standard, accumulation, skipped, resumed):
         _no_staircase(loop)
+
+
+# -------------------------------------------------------------------------------------------------
+# schedules that read each param group's hyper-parameters
+
+
+def test_group_bound_schedules_read_each_groups_beta2_and_resume() -> None:
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(2)]
+    groups = [{"params": [params[0]], "betas": (0.9, 0.98)}, {"params": [params[1]], "betas": (0.9, 0.999)}]
+    opt = lrtune.Adam(groups, lr=1e-3)
+    schedule = S.product(S.untuned_warmup(), S.rectification(None, threshold=4.0))
+    sched = S.LRScheduler(opt, schedule)
+    used = []
+    for _ in range(30):
+        used.append([g["lr"] for g in opt.param_groups])
+        for p in params:
+            p.grad = torch.ones(2)
+        opt.step()
+        sched.step()
+
+    def f(beta2: float, t: int) -> float:
+        return S.untuned_warmup(beta2)(t) * S.rectification(beta2, threshold=4.0)(t)
+
+    assert used == [[1e-3 * f(b, t) for b in (0.98, 0.999)] for t in range(1, 31)]
+    state = _roundtrip(sched.state_dict())
+    assert state["schedule"] == schedule.to_spec()
+    fresh = [{**g, "params": [torch.nn.Parameter(torch.zeros(2))]} for g in groups]
+    resumed = S.LRScheduler(lrtune.Adam(fresh, lr=1e-3), schedule)
+    resumed.load_state_dict(state)
+    assert resumed.applied_updates == 30
+    assert resumed.get_last_lr() == [1e-3 * f(b, 31) for b in (0.98, 0.999)]
+
+
+def test_group_bound_schedule_on_an_optimizer_without_betas_fails_at_construction() -> None:
+    _, opt = _opt()  # SGD: no betas
+    with pytest.raises(ValueError, match=r"untuned_warmup without beta2 reads each param group's betas\[1\]"):
+        S.LRScheduler(opt, S.untuned_warmup())
