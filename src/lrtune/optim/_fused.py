@@ -27,6 +27,8 @@ elements on; torch's own ``SGD(fused=True)`` shares it), so on CPU half-precisio
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -92,7 +94,7 @@ def fused_applies(momentum: Momentum, adaptive: Adaptive, step: float, states: S
     if isinstance(adaptive, Rectified):
         return adaptive.rectified(step)
     if isinstance(momentum, HeavyBall):
-        first = [s.get("momentum_buffer") is None for s in states]
+        first = list(map(operator.is_, (s.get("momentum_buffer") for s in states), itertools.repeat(None)))
         return all(first) or not any(first)
     return True
 

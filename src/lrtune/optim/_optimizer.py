@@ -31,6 +31,7 @@ CLIP_EPS = 1e-6
 CPU_CHUNK_ELEMENTS = 1 << 19
 # The t passed to rules that count no steps (SGD's): their math does not read it.
 NO_STEP = 1.0
+_IS_SPARSE = operator.attrgetter("is_sparse")
 
 COMPILE_MESSAGE = (
     "lrtune's optimizer.step() runs eagerly and cannot be traced by torch.compile: it dispatches fused kernels "
@@ -356,8 +357,8 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [cast(Tensor, p.grad) for p in params]
-            if any(g.is_sparse for g in grads):
+            grads = cast(list[Tensor], [p.grad for p in params])
+            if any(map(_IS_SPARSE, grads)):
                 shape = next(tuple(p.shape) for p in params if cast(Tensor, p.grad).is_sparse)
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients (param group {index}, a parameter of "
@@ -462,9 +463,11 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
                 if fused_applies(momentum, adaptive, t, sub_states):
                     # The layout guard, cheap in the usual case: everything contiguous (the parameters and the
                     # moments were checked when the cache was built, the gradients change every step).
-                    buffers = [s.get("momentum_buffer") for s in sub_states] if type(momentum) is HeavyBall else []
-                    tensors = [*grads, *(b for b in buffers if b is not None)]
-                    if whole and cache.dense and all(x.is_contiguous() for x in tensors):
+                    buffers: list[Tensor] = []
+                    if type(momentum) is HeavyBall and sub_states[0].get("momentum_buffer") is not None:
+                        buffers = [s["momentum_buffer"] for s in sub_states]  # all or none (fused_applies)
+                    contiguous = all(map(Tensor.is_contiguous, grads)) and all(map(Tensor.is_contiguous, buffers))
+                    if whole and cache.dense and contiguous:
                         fast = idx
                     else:
                         ok = fusable([params[i] for i in idx], [grads[i] for i in idx], sub_states)
