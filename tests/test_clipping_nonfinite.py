@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import clone_params, gradient_stream, make_params, set_grads
+from helpers import CASE_IDS, CASES, Case, clone_params, gradient_stream, groups, make_params, run_pair, set_grads
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import lrtune
@@ -225,3 +225,28 @@ def test_multi_tensor_path_reads_the_flag_at_once() -> None:
     """impl="foreach" cannot read a device flag, so its step reads it on the host (a sync on a GPU)."""
     ops = _ops_of_one_step(lambda ps: lrtune.Adam(ps, impl="foreach"), 8)
     assert ops.count("aten._local_scalar_dense.default") == 1
+
+
+SGDW = Case(
+    "sgdw",
+    lrtune.SGD,
+    torch.optim.SGD,
+    {"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.1, "decoupled_weight_decay": True},
+)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", [*CASES, SGDW], ids=[*CASE_IDS, "sgdw"])
+def test_the_check_does_not_change_the_update(case: Case, dtype: torch.dtype) -> None:
+    """With finite gradients, the default (the kernels gated by the device flag) and nonfinite="skip" give exactly
+    the update of nonfinite="ignore" (no flag), on the default path."""
+    runs = []
+    for nonfinite in ("ignore", "raise", "skip"):
+        make = lambda ps, nonfinite=nonfinite: case.ours(  # noqa: E731
+            groups(ps, case.group_options), nonfinite=nonfinite, **case.kwargs
+        )
+        params, _, _, _ = run_pair(make, make, dtype, 30)
+        runs.append(params)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            assert torch.equal(a, b)

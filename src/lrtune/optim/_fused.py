@@ -137,7 +137,9 @@ def fused_step(
             if found_inf is None:
                 torch._foreach_mul_(params, decay)
             else:  # torch.full and masked_fill_ are kernels: no host-to-device copy, no sync
-                on_device = torch.full((), decay, dtype=torch.float64, device=found_inf.device)
+                # In the dtype the kernel computes in (float32 for half precision), as it casts a Python scalar.
+                opmath = torch.float64 if params[0].dtype == torch.float64 else torch.float32
+                on_device = torch.full((), decay, dtype=opmath, device=found_inf.device)
                 torch._foreach_mul_(params, on_device.masked_fill_(found_inf != 0, 1.0))
             weight_decay = 0.0
         torch._fused_sgd_(
