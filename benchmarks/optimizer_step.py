@@ -27,6 +27,12 @@ implementation of the same algorithm divided by the row's time. ``read pass`` ti
 gradients (``g.sum()`` of each): the floor of any check that must finish before the update, printed as a multiple
 of Adam's bound (on these VMs a read-only stream runs well below ``add_``'s rate).
 
+After the table it prints its verdicts against the project's goals, each with the measured ratio: on a CPU, the
+default (``nonfinite="raise"``) within 1.10× of the update's bound plus one read pass (the check must finish
+before the update, so it cannot overlap it), ``nonfinite="ignore"`` within 1.10× of the update's bound, and
+RAdam's default at least 3.5× faster than ``torch.optim.RAdam``; on a GPU, the default within 1.25× of the
+update's bound (the check reads the gradients once more, 4 of 28 bytes per parameter for Adam).
+
 Run it on an idle machine: the rows run one after another, so anything else using the cores (a test suite)
 slows some rows and not others, and with torch's default of one thread per core a preempted thread stalls
 every parallel region (we have seen steps take ~50× longer). Rows whose interquartile range exceeds 25 % of the
@@ -380,6 +386,55 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# The goals the verdicts check (see the module docstring).
+CPU_DEFAULT_GOAL = 1.10  # × (update's bound + one read pass of the gradients)
+CPU_IGNORE_GOAL = 1.10  # × update's bound
+RADAM_SPEEDUP_GOAL = 3.5  # × torch.optim.RAdam's default
+CUDA_DEFAULT_GOAL = 1.25  # × update's bound
+
+
+def verdicts(rows: list[dict[str, Any]], read_pass: float) -> list[dict[str, Any]]:
+    """One record per goal and algorithm: the measured ratio, the goal and whether it is met."""
+    out = []
+
+    def check(name: str, value: float, goal: float, at_least: bool = False) -> None:
+        met = value >= goal if at_least else value <= goal
+        out.append({"goal": name, "value": value, "target": goal, "at_least": at_least, "met": met})
+
+    by = {(r["optimizer"], r["implementation"]): r for r in rows}
+    for algorithm in BYTES_PER_PARAM:
+        default = by.get((algorithm, "lrtune default (auto → fused, nonfinite=raise)"))
+        ignore = by.get((algorithm, "lrtune nonfinite=ignore (no norm pass)"))
+        if default is None or ignore is None:
+            continue
+        if DEVICE.type == "cpu":
+            floor_ms = default["bound_ms"] + 1e3 * read_pass
+            check(
+                f"{algorithm} default ≤ {CPU_DEFAULT_GOAL:.2f}× (bound + read pass)",
+                default["ms_median"] / floor_ms,
+                CPU_DEFAULT_GOAL,
+            )
+            check(f"{algorithm} nonfinite=ignore ≤ {CPU_IGNORE_GOAL:.2f}× bound", ignore["x_bound"], CPU_IGNORE_GOAL)
+        else:
+            check(f"{algorithm} default ≤ {CUDA_DEFAULT_GOAL:.2f}× bound", default["x_bound"], CUDA_DEFAULT_GOAL)
+    radam = by.get(("RAdam", "lrtune default (auto → fused, nonfinite=raise)"))
+    if DEVICE.type == "cpu" and radam is not None:
+        check(
+            f"RAdam default ≥ {RADAM_SPEEDUP_GOAL:.1f}× faster than torch.optim.RAdam",
+            radam["speedup_vs_torch_default"],
+            RADAM_SPEEDUP_GOAL,
+            at_least=True,
+        )
+    return out
+
+
+def format_verdicts(results: list[dict[str, Any]]) -> str:
+    lines = [f"goals: {sum(r['met'] for r in results)}/{len(results)} met"]
+    for r in results:
+        lines.append(f"  {'met    ' if r['met'] else 'NOT met'}  {r['goal']}: {r['value']:.2f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, help=f"timed steps per row (default {FULL.repeats})")
@@ -443,6 +498,9 @@ def main() -> None:
     )
     print()
     print(markdown_table(rows))
+    goals = verdicts(rows, read_pass)
+    print()
+    print(format_verdicts(goals))
 
     if args.json is not None:
         result = {
@@ -459,6 +517,7 @@ def main() -> None:
             "warmup": warmup,
             "bytes_per_param": BYTES_PER_PARAM,
             "rows": rows,
+            "verdicts": goals,
         }
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"\nwrote {args.json}")

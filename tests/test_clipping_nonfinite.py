@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import torch
-from helpers import clone_params, gradient_stream, make_params, set_grads
+from helpers import CASE_IDS, CASES, Case, clone_params, gradient_stream, groups, make_params, run_pair, set_grads
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import lrtune
 
@@ -62,48 +64,116 @@ def _assert_same(a: tuple, b: tuple) -> None:
         assert torch.equal(x, y)
     assert a[1].keys() == b[1].keys()
     for k in a[1]:
+        assert a[1][k].keys() == b[1][k].keys()
         for key in a[1][k]:
             x, y = a[1][k][key], b[1][k][key]
             assert torch.equal(x, y) if torch.is_tensor(x) else x == y
 
 
+def _bad(grads: list, value: float = float("nan")) -> list:
+    """The same gradients with one element of the second parameter's set to ``value``."""
+    grads = list(grads)
+    grads[1] = grads[1].clone()
+    grads[1][0] = value
+    return grads
+
+
+def _run(make: Any, stream: list, bad_at: set[int], params: list[torch.nn.Parameter] | None = None) -> tuple:
+    """Train on ``stream``, replacing the gradients of the steps in ``bad_at`` by non-finite ones."""
+    params = make_params(torch.float32) if params is None else params
+    opt = make(params)
+    for i, grads in enumerate(stream):
+        set_grads(params, _bad(grads) if i in bad_at else grads)
+        opt.step()
+    return params, opt
+
+
+IMPLS = ["auto", "foreach", "reference"]
+
+
+@pytest.mark.parametrize(("ours", "peer", "kw"), OPTIMIZERS, ids=IDS)
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("bad_at", [0, 3, 8], ids=["first-step", "unrectified", "later"])
+@pytest.mark.parametrize("clip", [1.0, None])  # the check with clipping, and alone
+def test_skipped_step_leaves_no_trace(
+    ours: type, peer: type, kw: dict, impl: str, bad_at: int, clip: float | None
+) -> None:
+    """A run with a bad step skipped equals, bit for bit, the run that never had that step: parameters, every state
+    tensor (moments, step counts; at the first step: no state at all) and every later update. The first step's
+    state is created before the check is read and rolled back; RAdam's steps 1-5 take the multi-tensor path (the
+    flag is read at once), later ones the fused kernels (the flag is read at the next step)."""
+    stream = list(gradient_stream(make_params(torch.float32), 12))
+    make = lambda ps: ours(ps, nonfinite="skip", max_grad_norm=clip, impl=impl, **kw)  # noqa: E731
+    with_bad, opt = _run(make, stream, {bad_at})
+    clean_stream = stream[:bad_at] + stream[bad_at + 1 :]
+    without, clean = _run(make, clean_stream, set())
+    assert opt.skipped_steps == 1 and clean.skipped_steps == 0
+    _assert_same(_snapshot(opt, with_bad), _snapshot(clean, without))
+    assert opt.state_dict()["skipped_steps"] == 1
+
+
 @pytest.mark.parametrize(("ours", "peer", "kw"), OPTIMIZERS, ids=IDS)
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("clip", [1.0, None])  # the check with clipping, and alone
-def test_nonfinite_skip_leaves_everything_untouched(
-    ours: type, peer: type, kw: dict, bad: float, clip: float | None
-) -> None:
+def test_nonfinite_skip_leaves_everything_untouched(ours: type, peer: type, kw: dict, bad: float) -> None:
     params = make_params(torch.float32)
-    opt = ours(params, nonfinite="skip", max_grad_norm=clip, **kw)
+    opt = ours(params, nonfinite="skip", **kw)
     stream = gradient_stream(params, 10)
-    for _ in range(5):
+    for _ in range(7):
         set_grads(params, next(stream))
         opt.step()
     before = _snapshot(opt, params)
-    grads = next(stream)
-    grads[1] = grads[1].clone()
-    grads[1][0] = bad
-    set_grads(params, grads)
+    set_grads(params, _bad(next(stream), bad))
     opt.step()
     _assert_same(before, _snapshot(opt, params))
     assert opt.skipped_steps == 1
     assert not torch.isfinite(opt.last_grad_norm)
-    set_grads(params, next(stream))
-    opt.step()
-    assert float(opt.state[params[0]]["step"]) == 6
-    assert opt.state_dict()["skipped_steps"] == 1
 
 
-def test_nonfinite_raise_is_clear_and_harmless() -> None:
+@pytest.mark.parametrize(("ours", "peer", "kw"), OPTIMIZERS, ids=IDS)
+@pytest.mark.parametrize("impl", ["auto", "foreach"])
+def test_nonfinite_raise_is_deferred_to_the_next_step(ours: type, peer: type, kw: dict, impl: str) -> None:
+    """nonfinite="raise": the bad step is skipped (on the device, without a host read in that step) and the next
+    step() raises before changing anything; caught, training goes on as if the bad step had never been."""
+    stream = list(gradient_stream(make_params(torch.float32), 12))
+    params = make_params(torch.float32)
+    opt = ours(params, impl=impl, **kw)
+    for grads in stream[:7]:
+        set_grads(params, grads)
+        opt.step()
+    before = _snapshot(opt, params)
+    set_grads(params, _bad(stream[7]))
+    opt.step()  # returns: the error is raised by the next call
+    set_grads(params, stream[8])
+    with pytest.raises(FloatingPointError, match=r"non-finite gradient .* at the last step, which was skipped"):
+        opt.step()
+    _assert_same(before, _snapshot(opt, params))  # neither the bad step nor the raising one changed anything
+    assert opt.skipped_steps == 0  # raised steps are not counted as skipped
+    for grads in stream[8:]:  # the error was raised once: the same gradients now make an ordinary step
+        set_grads(params, grads)
+        opt.step()
+    without, clean = _run(lambda ps: ours(ps, impl=impl, **kw), stream[:7] + stream[8:], set())
+    _assert_same(_snapshot(opt, params), _snapshot(clean, without))
+
+
+@pytest.mark.parametrize("read", ["last_grad_norm", "skipped_steps"])
+def test_nonfinite_raise_when_the_norm_or_the_count_is_read(read: str) -> None:
     params = make_params(torch.float32)
     opt = lrtune.Adam(params)
     set_grads(params, next(gradient_stream(params, 1)))
     opt.step()
     before = _snapshot(opt, params)
     params[0].grad = torch.full_like(params[0], float("nan"))
+    opt.step()
+    _assert_same(before, _snapshot(opt, params))  # state_dict() reads the check but does not raise...
     with pytest.raises(FloatingPointError, match="non-finite gradient"):
-        opt.step()
-    _assert_same(before, _snapshot(opt, params))
+        getattr(opt, read)  # ... reading the norm or the count does
+    assert opt.skipped_steps == 0 and not torch.isfinite(opt.last_grad_norm)  # raised once
+    opt.step()  # the same NaN gradient again: skipped, and raised at the next read
+    opt.load_state_dict(before_sd := copy.deepcopy(opt.state_dict()))  # loading a state discards a pending error
+    assert opt.state_dict()["state"].keys() == before_sd["state"].keys()
+    params[0].grad = torch.ones_like(params[0])
+    opt.step()
+    assert float(opt.last_grad_norm) > 0
 
 
 def test_nonfinite_ignore_computes_no_norm() -> None:
@@ -112,3 +182,71 @@ def test_nonfinite_ignore_computes_no_norm() -> None:
     p.grad = torch.ones(2)
     opt.step()
     assert opt.last_grad_norm is None
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the aten operations run inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def _ops_of_one_step(make: Any, n: int, groups: int = 1) -> list[str]:
+    params = [torch.nn.Parameter(torch.randn(3)) for _ in range(n)]
+    opt = make([{"params": params[i::groups]} for i in range(groups)])
+    for _ in range(8):  # past RAdam's un-rectified steps
+        for p in params:
+            p.grad = torch.randn(3)
+        opt.step()
+    with _CountOps() as counter:
+        opt.step()
+    return counter.ops
+
+
+@pytest.mark.parametrize(("ours", "peer", "kw"), OPTIMIZERS, ids=IDS)
+@pytest.mark.parametrize("nonfinite", ["raise", "skip"])
+def test_default_step_is_per_group_and_reads_nothing_back(ours: type, peer: type, kw: dict, nonfinite: str) -> None:
+    """The default step's device work is a fixed number of multi-tensor operations per group, whatever the number
+    of parameters (no per-parameter step counts, norms moved or values read), and no value goes back to the host
+    within the step (no ``aten._local_scalar_dense``, what ``.item()`` runs: a GPU synchronisation)."""
+    make = lambda ps: ours(ps, nonfinite=nonfinite, **kw)  # noqa: E731
+    few, many = _ops_of_one_step(make, 4), _ops_of_one_step(make, 64)
+    assert few == many
+    assert "aten._local_scalar_dense.default" not in many
+    assert len(_ops_of_one_step(make, 64, groups=2)) > len(many)  # per group
+
+
+def test_multi_tensor_path_reads_the_flag_at_once() -> None:
+    """impl="foreach" cannot read a device flag, so its step reads it on the host (a sync on a GPU)."""
+    ops = _ops_of_one_step(lambda ps: lrtune.Adam(ps, impl="foreach"), 8)
+    assert ops.count("aten._local_scalar_dense.default") == 1
+
+
+SGDW = Case(
+    "sgdw",
+    lrtune.SGD,
+    torch.optim.SGD,
+    {"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.1, "decoupled_weight_decay": True},
+)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", [*CASES, SGDW], ids=[*CASE_IDS, "sgdw"])
+def test_the_check_does_not_change_the_update(case: Case, dtype: torch.dtype) -> None:
+    """With finite gradients, the default (the kernels gated by the device flag) and nonfinite="skip" give exactly
+    the update of nonfinite="ignore" (no flag), on the default path."""
+    runs = []
+    for nonfinite in ("ignore", "raise", "skip"):
+        make = lambda ps, nonfinite=nonfinite: case.ours(  # noqa: E731
+            groups(ps, case.group_options), nonfinite=nonfinite, **case.kwargs
+        )
+        params, _, _, _ = run_pair(make, make, dtype, 30)
+        runs.append(params)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            assert torch.equal(a, b)

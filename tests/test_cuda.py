@@ -135,3 +135,98 @@ def test_cuda_half_precision_is_as_close_to_float64_as_torch(case: Case, dtype: 
         peer_err = float((b.detach().double() - x.detach()).abs().max())
         slack = 8 * torch.finfo(dtype).eps * float(x.detach().abs().max())
         assert ours_err <= 2 * peer_err + slack or (ours_err != ours_err and peer_err != peer_err)
+
+
+# -------------------------------------------------------------------------------------------------
+# the non-finite check on the device: no host synchronisation in a default step
+
+SYNC_FREE = [
+    ("adam", lambda ps, **kw: lrtune.Adam(ps, lr=1e-3, **kw)),
+    ("adamw", lambda ps, **kw: lrtune.AdamW(ps, lr=1e-3, **kw)),
+    ("radam", lambda ps, **kw: lrtune.RAdam(ps, lr=1e-3, **kw)),
+    ("sgd-momentum", lambda ps, **kw: lrtune.SGD(ps, lr=1e-2, momentum=0.9, **kw)),
+    (
+        "sgdw",
+        lambda ps, **kw: lrtune.SGD(ps, lr=1e-2, momentum=0.9, weight_decay=1e-2, decoupled_weight_decay=True, **kw),
+    ),
+]
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+@pytest.mark.parametrize("nonfinite", ["raise", "skip"])
+@pytest.mark.parametrize(("name", "make"), SYNC_FREE, ids=[s[0] for s in SYNC_FREE])
+def test_default_step_does_not_synchronise(name: str, make: Callable, nonfinite: str, clip: float | None) -> None:
+    """torch's sync debug mode turns every synchronising call (``.item()``, a copy to or from pageable host memory,
+    a stream synchronisation) into an error: the default steps, including one with a NaN gradient under "skip",
+    make none. (Waiting on the previous step's event, which is how the next step reads its check, is not one.)"""
+    params = _cuda(make_params(torch.float32))
+    opt = make(params, nonfinite=nonfinite, max_grad_norm=clip)
+    # Every gradient on the GPU before the checked steps: a copy from pageable host memory would synchronise.
+    stream = [
+        [None if g is None else g.cuda() for g in grads] for grads in gradient_stream(make_params(torch.float32), 16)
+    ]
+    if nonfinite == "skip":
+        stream[12][0] = stream[12][0].clone()  # type: ignore[union-attr]
+        stream[12][0].view(-1)[0] = float("nan")  # type: ignore[union-attr]
+
+    def step(i: int) -> None:
+        for p, g in zip(params, stream[i], strict=True):
+            p.grad = g
+        opt.step()
+
+    for i in range(8):  # RAdam's first steps are not rectified: they take the multi-tensor path, which reads
+        step(i)  # the flag on the host; from step 6 on RAdam is fused
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i in range(8, 16):
+            step(i)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert opt.skipped_steps == (1 if nonfinite == "skip" else 0)
+    assert all(bool(torch.isfinite(p).all()) for p in params)
+
+
+@pytest.mark.parametrize(("name", "make"), SYNC_FREE, ids=[s[0] for s in SYNC_FREE])
+def test_cuda_skipped_step_leaves_no_trace(name: str, make: Callable) -> None:
+    """As on CPU (tests/test_clipping_nonfinite.py): a run with a skipped NaN step equals the run without it."""
+    stream = list(gradient_stream(make_params(torch.float32), 14))
+
+    def run(steps: list, bad: int | None) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer]:
+        params = _cuda(make_params(torch.float32))
+        opt = make(params, nonfinite="skip")
+        for i, grads in enumerate(steps):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = None if g is None else g.cuda()
+            if i == bad:
+                params[1].grad.view(-1)[0] = float("inf")  # type: ignore[union-attr]
+            opt.step()
+        return params, opt
+
+    with_bad, opt = run(stream, 9)
+    without, clean = run(stream[:9] + stream[10:], None)
+    assert opt.skipped_steps == 1
+    for a, b in zip(with_bad, without, strict=True):
+        assert torch.equal(a, b)
+    sa, sb = opt.state_dict()["state"], clean.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        for key, value in sa[k].items():
+            assert torch.equal(value, sb[k][key]), key
+
+
+def test_cuda_raise_is_deferred_to_the_next_step() -> None:
+    params = _cuda(make_params(torch.float32))
+    opt = lrtune.Adam(params, lr=1e-2)
+    stream = list(gradient_stream(make_params(torch.float32), 4))
+    for grads in stream[:2]:
+        for p, g in zip(params, grads, strict=True):
+            p.grad = None if g is None else g.cuda()
+        opt.step()
+    before = [p.detach().clone() for p in params]
+    params[0].grad = torch.full_like(params[0], float("nan"))
+    opt.step()  # no error yet: the check is read at the next step
+    with pytest.raises(FloatingPointError, match="non-finite gradient"):
+        opt.step()
+    for a, b in zip(params, before, strict=True):
+        assert torch.equal(a, b)

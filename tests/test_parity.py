@@ -52,12 +52,12 @@ def test_radam_equals_torch_optimizer(case: Case, impl: str) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_state_matches_torch_keys_and_values(case: Case) -> None:
-    """Same per-parameter state keys as torch (plus ``step`` for SGD) and equal moments."""
+    """The same per-parameter state keys as torch (SGD keeps no step count, as torch.optim.SGD) and equal moments."""
     _, _, ours, peer = run_pair(case.make("foreach"), case.make_peer(), torch.float64, 50)
     s_ours, s_peer = ours.state_dict()["state"], peer.state_dict()["state"]
-    assert set(s_peer) <= set(s_ours)
+    assert set(s_peer) == set(s_ours)
     for k, st in s_peer.items():
-        assert set(st) <= set(s_ours[k])
+        assert set(st) == set(s_ours[k])
         for key, value in st.items():
             if torch.is_tensor(value):
                 assert torch.equal(s_ours[k][key], value), key
@@ -65,11 +65,13 @@ def test_state_matches_torch_keys_and_values(case: Case) -> None:
                 assert value is None or float(s_ours[k][key]) == float(value), key
 
 
-def test_params_without_grad_keep_no_state() -> None:
+@pytest.mark.parametrize("name", ["adam", "sgd-momentum", "sgd"])
+def test_params_without_grad_keep_no_state(name: str) -> None:
+    """Like torch.optim: no entry for a parameter that never had a gradient, and none at all for plain SGD."""
     params = make_params(torch.float64)
-    case = CASES[0]
-    _, _, opt, _ = run_pair(case.make("auto"), case.make_peer(), torch.float64, 3)
-    assert len(opt.state) == len(params) - 1
+    case = next(c for c in CASES if c.name == name)
+    _, _, opt, peer = run_pair(case.make("auto"), case.make_peer(), torch.float64, 3)
+    assert len(opt.state) == len(peer.state) == (0 if name == "sgd" else len(params) - 1)
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

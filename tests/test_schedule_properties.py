@@ -7,8 +7,8 @@ after ``s.end`` the value is frozen (no cosine rebound); a spec survives JSON an
 argument fails at construction with an error that names it.
 
 Edge cases these tests once found (a warm-up an ulp above 1 at its end, an untuned warm-up not yet flat at
-its ``end``, RAdam's r_t at tiny fractional t, growing γ, an infinite constant) are kept as regression
-tests at the end of the file, each with its original failing input.
+its ``end``, RAdam's r_t at tiny fractional t, a growing γ that overflowed, an infinite constant) are kept as
+regression tests at the end of the file, each with its original failing input.
 """
 
 from __future__ import annotations
@@ -55,25 +55,36 @@ T_RECT = T
 POSITIVE_DT = st.one_of(st.integers(min_value=1, max_value=10**6), st.floats(min_value=1e-6, max_value=1e6))
 
 
+POWERS = st.floats(min_value=0.5, max_value=4.0)  # ≥ 1/2: a cool-down at most as steep as 1-sqrt at its end
+
+
 @st.composite
 def recipes(draw: st.DrawFn) -> Schedule:
-    """warmup_linear_decay, warmup_cosine or wsd with random (valid) lengths and final value."""
+    """warmup_linear_decay, warmup_cosine, warmup_polynomial_decay or wsd with random (valid) lengths, start and
+    final values in [0, 1] and shapes."""
     w = draw(st.integers(min_value=0, max_value=1000))
-    final = draw(FINAL)
-    kind = draw(st.sampled_from(["warmup_linear_decay", "warmup_cosine", "wsd"]))
+    final, start = draw(FINAL), draw(EXACT_START)
+    kind = draw(st.sampled_from(["warmup_linear_decay", "warmup_cosine", "warmup_polynomial_decay", "wsd"]))
     if kind == "wsd":
         stable = draw(st.integers(min_value=0, max_value=1000))
-        return S.wsd(w, stable, draw(STEPS), decay=draw(DECAYS), final=final)
-    factory = S.warmup_linear_decay if kind == "warmup_linear_decay" else S.warmup_cosine
-    return factory(w, w + draw(st.integers(min_value=1, max_value=1000)), final)
+        return S.wsd(w, stable, draw(STEPS), decay=draw(DECAYS), final=final, start=start, warmup=draw(DECAYS))
+    n = w + draw(st.integers(min_value=1, max_value=1000))
+    if kind == "warmup_cosine":
+        return S.warmup_cosine(w, n, final, start, draw(POWERS))
+    if kind == "warmup_polynomial_decay":
+        return S.warmup_polynomial_decay(w, n, draw(POWERS), final, start)
+    return S.warmup_linear_decay(w, n, final, start)
 
 
 def ended_primitives() -> SearchStrategy[Schedule]:
     """Primitives with a whole-number ``end`` (constant afterwards)."""
     return st.one_of(
         st.builds(S.linear_warmup, STEPS, EXACT_START),
+        st.builds(S.cosine_warmup, STEPS, EXACT_START),
+        st.builds(S.one_minus_sqrt_warmup, STEPS, EXACT_START),
         st.builds(S.linear_decay, STEPS, FINAL),
-        st.builds(S.cosine, STEPS, FINAL),
+        st.builds(S.polynomial_decay, STEPS, FINAL, POWERS),
+        st.builds(S.cosine, STEPS, FINAL, POWERS),
         st.builds(S.OneMinusSqrtDecay, STEPS, FINAL),
     )
 
@@ -86,7 +97,9 @@ def relative_primitives() -> SearchStrategy[Schedule]:
         st.builds(S.inverse_sqrt, STEPS, EXACT_START),
         st.builds(S.step_decay, STEPS, GAMMA),
         st.builds(S.exponential, GAMMA),
-        st.builds(S.untuned_warmup, BETA2, KINDS),
+        st.builds(S.exponential, GAMMA, st.integers(min_value=0, max_value=100), st.booleans(), st.none() | FINAL),
+        st.builds(S.exponential_warmup, st.floats(min_value=0.1, max_value=1e4)),
+        st.builds(S.untuned_warmup, BETA2, KINDS, st.booleans()),
     )
 
 
@@ -206,10 +219,14 @@ def test_noam_and_inverse_sqrt_are_continuous_at_the_warmup_end(noam: Any, isqrt
 def _warmups(w: int) -> list[Schedule]:
     return [
         S.linear_warmup(w),
+        S.cosine_warmup(w),
+        S.one_minus_sqrt_warmup(w, start=0.1),
         S.inverse_sqrt(w),
         S.warmup_linear_decay(w, w + 7),
         S.warmup_cosine(w, 2 * w + 1, final=0.1),
+        S.warmup_polynomial_decay(w, w + 3, power=2.0),
         S.wsd(w, 5, 10, decay="1-sqrt"),
+        S.wsd(w, 0, 10, warmup="cosine", start=0.01),
         S.join([S.linear_warmup(w, start=0.5), S.constant(1.0)], [w]),
     ]
 
@@ -392,6 +409,71 @@ def test_untuned_warmup_vs_pytorch_warmup_differ_by_int_truncation(beta2: float)
     assert diff[worst] == pytest.approx((tau - tau_int) / (math.e * tau), rel=2e-2)
 
 
+def _per_group_lrs(
+    make_warmup: Callable[[torch.optim.Optimizer], Any] | None, schedule: Schedule | None, n: int
+) -> list:
+    """The LR of each of two param groups (β2 = 0.98 and 0.999, base LRs 1 and 0.5) for ``n`` Adam updates, under
+    pytorch_warmup's documented loop (``make_warmup``) or lrtune's LRScheduler (``schedule``)."""
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    opt = torch.optim.Adam(
+        [{"params": [params[0]], "betas": (0.9, 0.98)}, {"params": [params[1]], "lr": 0.5, "betas": (0.9, 0.999)}],
+        lr=1.0,
+    )
+    warmup = make_warmup(opt) if make_warmup is not None else None
+    sched = S.LRScheduler(opt, schedule) if schedule is not None else None
+    used = []
+    for _ in range(n):
+        used.append([g["lr"] for g in opt.param_groups])
+        opt.step()  # no gradients: the parameters stay, the schedules count updates
+        if warmup is not None:
+            with warmup.dampening():
+                pass
+        if sched is not None:
+            sched.step()
+    return used
+
+
+@pytest.mark.parametrize("kind", ["linear", "exponential"])
+def test_untuned_warmup_truncated_reads_each_groups_beta2_as_pytorch_warmup(kind: str) -> None:
+    """pytorch_warmup's untuned warm-ups read each param group's β2 and truncate their periods with int() — both
+    the linear one (int(2/(1 − β2))) and the exponential one (int(1/(1 − β2))). ``untuned_warmup(kind=...,
+    truncate=True)`` without beta2, bound to each group by LRScheduler, gives the same LRs bit for bit."""
+    cls = pytorch_warmup.UntunedLinearWarmup if kind == "linear" else pytorch_warmup.UntunedExponentialWarmup
+    n = 2600
+    ours = S.untuned_warmup(kind=kind, truncate=True)
+    assert ours == S.from_spec({"name": "untuned_warmup", "beta2": None, "kind": kind, "truncate": True})
+    assert _per_group_lrs(None, ours, n) == _per_group_lrs(cls, None, n)
+    exact = _per_group_lrs(None, S.untuned_warmup(kind=kind), n)  # untruncated: Ma & Yarats' formula, per group
+    assert exact == [[S.untuned_warmup(0.98, kind)(t), 0.5 * S.untuned_warmup(0.999, kind)(t)] for t in range(1, n + 1)]
+
+
+def test_exponential_and_linear_warmup_equal_pytorch_warmups() -> None:
+    """pytorch_warmup.ExponentialWarmup(τ) and LinearWarmup(τ), one period per group, bit for bit."""
+    for ours, theirs in (
+        ((S.exponential_warmup(50.0), S.exponential_warmup(500.0)), pytorch_warmup.ExponentialWarmup),
+        ((S.linear_warmup(50), S.linear_warmup(500)), pytorch_warmup.LinearWarmup),
+    ):
+        lrs = _per_group_lrs(lambda o, theirs=theirs: theirs(o, warmup_period=[50, 500]), None, 700)
+        assert lrs == [[ours[0](t), 0.5 * ours[1](t)] for t in range(1, 701)]
+
+
+@pytest.mark.parametrize("beta2", [0.98, 0.99, 0.999])
+def test_radam_warmup_is_the_rectification_shifted_back(beta2: float) -> None:
+    """pytorch_warmup.RAdamWarmup: ω_t = r_{t+δ−1}, δ the first t with ρ_t > 4, i.e. RAdam's r_t with the
+    paper's threshold 4, started δ − 1 updates early: a negative shift."""
+    delta = pytorch_warmup.get_offset(beta2, pytorch_warmup.rho_inf_fn(beta2))
+    s = S.shift(S.rectification(beta2, threshold=4.0), -(delta - 1))
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1.0, betas=(0.9, beta2))
+    warmup = pytorch_warmup.RAdamWarmup(opt)
+    for t in range(1, 3001):
+        assert opt.param_groups[0]["lr"] == pytest.approx(s(t), rel=1e-13), t
+        opt.step()
+        with warmup.dampening():
+            pass
+    assert s(1) > 0 and S.rectification(beta2, threshold=4.0)(delta - 1) == 0.0
+
+
 # -------------------------------------------------------------------------------------------------
 # RAdam's rectification as a schedule
 
@@ -477,7 +559,7 @@ INVALID: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("negative noam warmup", lambda: U.noam(512, -1), ValueError, "warmup_steps"),
     ("negative inverse_sqrt", lambda: U.inverse_sqrt(-1), ValueError, "warmup_steps"),
     ("negative step_size", lambda: U.step_decay(-1), ValueError, "step_size"),
-    ("negative shift", lambda: U.shift(_c, -1), ValueError, "offset"),
+    ("fractional negative shift", lambda: U.shift(_c, -1.5), ValueError, "offset"),
     # non-integer step counts
     ("float warmup", lambda: U.linear_warmup(2.5), ValueError, "warmup_steps"),
     ("float recipe warmup", lambda: U.warmup_linear_decay(2.5, 10), ValueError, "warmup_steps"),
@@ -492,15 +574,26 @@ INVALID: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     ("str steps", lambda: U.linear_warmup("10"), TypeError, "warmup_steps"),
     ("bool steps", lambda: U.linear_decay(True), TypeError, "decay_steps"),
     ("None steps", lambda: U.warmup_linear_decay(None, 10), TypeError, "warmup_steps"),
-    # final outside [0, 1]
-    ("final > 1", lambda: U.linear_decay(10, final=1.5), ValueError, "final"),
-    ("final < 0", lambda: U.cosine(10, final=-0.1), ValueError, "final"),
-    ("1-sqrt final > 1", lambda: U.OneMinusSqrtDecay(10, 1.01), ValueError, "final"),
-    ("recipe final > 1", lambda: U.warmup_linear_decay(1, 10, final=2.0), ValueError, "final"),
-    ("cosine recipe final > 1", lambda: U.warmup_cosine(1, 10, final=1.5), ValueError, "final"),
-    ("wsd final > 1", lambda: U.wsd(1, 1, 10, final=1.1), ValueError, "final"),
-    ("start > 1", lambda: U.linear_warmup(10, start=1.5), ValueError, "start"),
-    ("warmup_init < 0", lambda: U.inverse_sqrt(10, warmup_init=-0.5), ValueError, "warmup_init"),
+    # values: any finite number (a multiplier above 1 or below 0 is a function value), never NaN or infinite
+    ("final inf", lambda: U.linear_decay(10, final=math.inf), ValueError, "final"),
+    ("final NaN", lambda: U.cosine(10, final=math.nan), ValueError, "final"),
+    ("1-sqrt final -inf", lambda: U.OneMinusSqrtDecay(10, -math.inf), ValueError, "final"),
+    ("recipe final inf", lambda: U.warmup_linear_decay(1, 10, final=math.inf), ValueError, "final"),
+    ("cosine recipe final NaN", lambda: U.warmup_cosine(1, 10, final=math.nan), ValueError, "final"),
+    ("wsd final inf", lambda: U.wsd(1, 1, 10, final=math.inf), ValueError, "final"),
+    ("start inf", lambda: U.linear_warmup(10, start=math.inf), ValueError, "start"),
+    ("recipe start NaN", lambda: U.warmup_cosine(2, 10, start=math.nan), ValueError, "start"),
+    ("warmup_init NaN", lambda: U.inverse_sqrt(10, warmup_init=math.nan), ValueError, "warmup_init"),
+    ("exponential final inf", lambda: U.exponential(2.0, final=math.inf), ValueError, "final"),
+    # shape parameters
+    ("zero power", lambda: U.polynomial_decay(10, power=0.0), ValueError, "power"),
+    ("negative exponent", lambda: U.cosine(10, exponent=-1.0), ValueError, "exponent"),
+    ("recipe power NaN", lambda: U.warmup_polynomial_decay(2, 10, power=math.nan), ValueError, "power"),
+    ("zero period", lambda: U.exponential_warmup(0.0), ValueError, "period"),
+    ("negative exponential steps", lambda: U.exponential(0.5, steps=-1), ValueError, "steps"),
+    ("staircase str", lambda: U.exponential(0.5, staircase="yes"), TypeError, "staircase"),
+    ("truncate int", lambda: U.untuned_warmup(0.999, truncate=1), TypeError, "truncate"),
+    ("infinite gamma", lambda: U.exponential(math.inf), ValueError, "gamma"),
     # d_model ≤ 0, bad scale
     ("zero d_model", lambda: U.noam(0, 10), ValueError, "d_model"),
     ("negative d_model", lambda: U.noam(-512, 10), ValueError, "d_model"),
@@ -518,10 +611,13 @@ INVALID: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     # other arguments
     ("untuned kind", lambda: U.untuned_warmup(0.999, "cosine"), ValueError, "kind"),
     ("wsd decay kind", lambda: U.wsd(1, 1, 10, decay="exp"), ValueError, "decay"),
-    ("negative constant", lambda: U.constant(-1.0), ValueError, "value"),
+    ("wsd warmup kind", lambda: U.wsd(1, 1, 10, warmup="linar"), ValueError, "warmup"),
+    ("NaN constant", lambda: U.constant(math.nan), ValueError, "value"),
+    ("untuned warm-up used unbound", lambda: U.untuned_warmup()(3), ValueError, "beta2"),
+    ("rectification bound to SGD", lambda: U.rectification(None).bind({"lr": 0.1}), ValueError, "betas"),
     ("zero gamma", lambda: U.exponential(0.0), ValueError, "gamma"),
     ("negative step gamma", lambda: U.step_decay(10, -0.5), ValueError, "gamma"),
-    ("negative scale factor", lambda: U.scale(_c, -1.0), ValueError, "factor"),
+    ("NaN scale factor", lambda: U.scale(_c, math.nan), ValueError, "factor"),
     ("infinite scale factor", lambda: U.scale(_c, math.inf), ValueError, "factor"),
     ("scale of a non-schedule", lambda: U.scale(1.0, 2.0), TypeError, "schedule"),
     # specs
@@ -595,9 +691,24 @@ def test_rectification_at_tiny_positive_t(t: float) -> None:
 @pytest.mark.parametrize(
     ("factory", "gamma", "t"), [(lambda g: S.step_decay(1, g), 6.0, 398), (S.exponential, 2.0, 1100)]
 )
-def test_growing_gamma_fails_at_construction(factory: Callable[[float], Schedule], gamma: float, t: int) -> None:
-    with pytest.raises(ValueError, match="gamma"):
-        factory(gamma)
+def test_growing_gamma_overflows_to_inf_which_the_scheduler_refuses(
+    factory: Callable[[float], Schedule], gamma: float, t: int
+) -> None:
+    """Growth (γ > 1) is a schedule optax and torch express; these inputs once raised OverflowError at update t.
+    Now the power gives inf there, and LRScheduler refuses to set it as a learning rate (naming the update)."""
+    s = factory(gamma)
+    assert s(t) == math.inf
+    first = t  # the first update whose multiplier overflows
+    while s(first - 1) == math.inf:
+        first -= 1
+    assert 1 < s(first - 1) < math.inf
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1e-300)
+    sched = S.LRScheduler(opt, S.shift(s, -(first - 2)))  # update 1 is finite, update 2 overflows
+    p.grad = torch.zeros(1)
+    opt.step()
+    with pytest.raises(ValueError, match=r"learning rate inf at update 2"):
+        sched.step()
 
 
 def test_constant_refuses_infinity() -> None:

@@ -13,6 +13,12 @@ HF's formulas are written here from its documentation, so that transformers is n
   0.5·(1 + cos(π·(s − W)/(N − W))) for s ≤ N, taken as 0 after N. (HF's code evaluates the cosine past N too,
   where it rises again; lrtune's schedules are frozen after their end, so only s ≤ N + 1 is compared with
   that rebound excluded.)
+* ``get_polynomial_decay_schedule_with_warmup(lr_end, power)``: λ(s) = s/W for s < W, lr_end/lr_init for s > N,
+  else ((lr_init − lr_end)·(1 − (s − W)/(N − W))^power + lr_end)/lr_init;
+* ``get_wsd_schedule(num_warmup_steps W, num_decay_steps D, num_stable_steps S, warmup_type, decay_type,
+  min_lr_ratio m)``: for s < W, m + (1 − m)·w(s/W) with w linear x, cosine (1 − cos πx)/2 or 1-sqrt
+  1 − sqrt(1 − x); 1 for s < W + S; for s < W + S + D, m + (1 − m)·d((s − W − S)/D) with d linear 1 − x,
+  cosine (1 + cos πx)/2 (num_cycles 0.5) or 1-sqrt 1 − sqrt(x); m after.
 """
 
 from __future__ import annotations
@@ -235,3 +241,85 @@ def test_exponential_equals_torch_exponential_lr(gamma: float) -> None:
     assert _flat(ours) == pytest.approx(_flat(theirs), rel=1e-12)
     assert ours[0] == [0.1, 0.2]
     assert ours[29][0] == pytest.approx(0.1 * gamma**29, rel=1e-14)
+
+
+# -------------------------------------------------------------------------------------------------
+# Hugging Face: polynomial decay with warm-up
+
+HF_POLYNOMIAL = [0.0, 5.0, 10.0, 7.656, 5.625, 3.906, 2.5, 1.406, 0.625, 0.156]  # HF's test: lr 10, power 2, end 1e-7
+
+
+def hf_polynomial(s: int, w: int, n: int, power: float, lr_end: float, lr_init: float) -> float:
+    """Hugging Face ``get_polynomial_decay_schedule_with_warmup``'s λ(s)."""
+    if s < w:
+        return s / max(1, w)
+    if s > n:
+        return lr_end / lr_init
+    remaining = 1 - (s - w) / (n - w)
+    return ((lr_init - lr_end) * remaining**power + lr_end) / lr_init
+
+
+def test_warmup_polynomial_decay_is_hfs_polynomial_schedule() -> None:
+    """HF's own test vector (its scheduler's LRs for updates 1..10, i.e. λ(0..9)), then λ pointwise."""
+    lr, end = 10.0, 1e-7
+    s = S.warmup_polynomial_decay(W, N, power=2.0, final=end / lr)
+    assert s == S.from_spec(
+        {"name": "warmup_polynomial_decay", "warmup_steps": W, "total_steps": N, "power": 2.0, "final": end / lr}
+    )
+    hf_run = [lr * row[0] for row in lrs_used(S.shift(s, 1), 10)]  # HF's t-th update uses λ(t − 1)
+    assert hf_run == pytest.approx(HF_POLYNOMIAL, abs=1e-2)  # HF's own tolerance
+    for power in (0.5, 1.0, 2.0, 3.0):
+        for w, n in ((0, 10), (2, 10), (5, 50)):
+            ours = S.warmup_polynomial_decay(w, n, power=power, final=end / lr)
+            expected = [hf_polynomial(t, w, n, power, end, lr) for t in range(n + 5)]
+            assert [ours(t) for t in range(n + 5)] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_warmup_polynomial_decay_power_1_is_warmup_linear_decay() -> None:
+    a, b = S.warmup_polynomial_decay(4, 40, power=1.0), S.warmup_linear_decay(4, 40)
+    assert [a(t) for t in range(45)] == pytest.approx([b(t) for t in range(45)], rel=1e-15, abs=1e-15)
+
+
+# -------------------------------------------------------------------------------------------------
+# Hugging Face: warm-up, stable, decay
+
+
+def hf_wsd(s: int, w: int, stable: int, d: int, warmup_type: str, decay_type: str, m: float) -> float:
+    """Hugging Face ``get_wsd_schedule``'s λ(s) (num_cycles 0.5)."""
+    if s < w:
+        x = s / max(1, w)
+        shape = {"linear": x, "cosine": 0.5 * (1 - math.cos(math.pi * x)), "1-sqrt": 1 - math.sqrt(1 - x)}
+        return max(0.0, shape[warmup_type] * (1 - m) + m)
+    if s < w + stable:
+        return 1.0
+    if s < w + stable + d:
+        x = (s - w - stable) / max(1, d)
+        shape = {"linear": 1 - x, "cosine": 0.5 * (1 + math.cos(math.pi * x)), "1-sqrt": 1 - math.sqrt(x)}
+        return max(0.0, shape[decay_type] * (1 - m) + m)
+    return m
+
+
+KINDS = ["linear", "cosine", "1-sqrt"]
+
+
+@pytest.mark.parametrize("min_lr_ratio", [0.0, 1e-3, 0.1])
+@pytest.mark.parametrize("decay_type", KINDS)
+@pytest.mark.parametrize("warmup_type", KINDS)
+def test_wsd_with_start_equals_hfs_wsd(warmup_type: str, decay_type: str, min_lr_ratio: float) -> None:
+    """HF warms up from min_lr_ratio and cools down to it: ``wsd(..., start=m, final=m)`` equals its λ pointwise
+    (``wsd(final=m)`` alone warms up from 0)."""
+    for w, stable, d in ((2, 6, 2), (10, 30, 20), (0, 5, 5), (4, 0, 4)):
+        s = S.wsd(w, stable, d, decay=decay_type, final=min_lr_ratio, start=min_lr_ratio, warmup=warmup_type)
+        expected = [hf_wsd(t, w, stable, d, warmup_type, decay_type, min_lr_ratio) for t in range(w + stable + d + 5)]
+        assert [s(t) for t in range(len(expected))] == pytest.approx(expected, rel=1e-14, abs=1e-15)
+    assert S.wsd(2, 6, 2, final=0.1)(0) == 0.0 != hf_wsd(0, 2, 6, 2, "linear", "linear", 0.1)
+
+
+def test_wsd_hf_run_with_its_test_settings() -> None:
+    """HF's test settings (lr 10, 2 warm-up and 2 decay updates of 10, cosine decay, min_lr_ratio 1e-3), run as HF
+    runs them: update t uses λ(t − 1)."""
+    m = 1e-3
+    s = S.wsd(2, 6, 2, decay="cosine", final=m, start=m)
+    run = [10.0 * row[0] for row in lrs_used(S.shift(s, 1), 10)]
+    assert run == pytest.approx([10.0 * hf_wsd(t, 2, 6, 2, "linear", "cosine", m) for t in range(10)], rel=1e-14)
+    assert run == pytest.approx([0.01, 5.005, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 5.005], rel=1e-12)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import io
 import math
+import warnings
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -87,19 +89,51 @@ def test_gradient_accumulation_follows_applied_updates() -> None:
     assert used == [schedule(t) for t in range(1, 11)]
 
 
-def test_skipped_nonfinite_steps_do_not_advance_the_schedule() -> None:
-    ps, opt = _opt(nonfinite="skip")
+def _record_lrs_used(opt: torch.optim.Optimizer) -> list[float]:
+    """The LR each step() call runs with: read by a pre-step hook registered after the scheduler's."""
+    used: list[float] = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: used.append(o.param_groups[0]["lr"]))
+    return used
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("impl", ["auto", "foreach"])
+def test_skipped_nonfinite_steps_do_not_advance_the_schedule(momentum: float, impl: str) -> None:
+    """lrtune's optimizer reads a step's check at the next step(); the scheduler's pre-step hook then puts the LR
+    of a skipped step back, so every applied update t runs with f(t) (a skipped step runs with the LR of the
+    update it would have been)."""
+    ps, opt = _opt(nonfinite="skip", momentum=momentum, impl=impl)
     schedule = S.linear_warmup(10)
     sched = S.LRScheduler(opt, schedule)
-    used = []
+    used = _record_lrs_used(opt)
     for i in range(8):
-        used.append(opt.param_groups[0]["lr"])
         ps[0].grad = torch.full((3,), float("nan")) if i in (2, 3, 6) else torch.ones(3)
         opt.step()
         sched.step()
     assert opt.skipped_steps == 3
     assert sched.applied_updates == 5
     assert used == [schedule(t) for t in (1, 2, 3, 3, 3, 4, 5, 5)]
+    assert sched.state_dict()["applied_updates"] == 5
+
+
+def test_raised_steps_caught_and_continued_do_not_advance_the_schedule() -> None:
+    ps, opt = _opt()  # nonfinite="raise"
+    schedule = S.linear_warmup(10)
+    sched = S.LRScheduler(opt, schedule)
+    used = _record_lrs_used(opt)
+    raised = 0
+    for i in range(6):
+        ps[0].grad = torch.full((3,), float("nan")) if i == 2 else torch.ones(3)
+        try:
+            opt.step()
+        except FloatingPointError:  # raised at the step after the bad one, which then did nothing
+            raised += 1
+            opt.step()  # the same (finite) gradient again
+        sched.step()
+    assert raised == 1
+    assert sched.applied_updates == 5
+    # Calls: 1, 2, 3 (bad), 4 (raises, before its update), 4 again, 5, 6.
+    assert used == [schedule(t) for t in (1, 2, 3, 3, 3, 4, 5)]
 
 
 def test_grad_scaler_skips_do_not_advance_the_schedule() -> None:
@@ -225,3 +259,115 @@ def test_radam_is_adam_with_the_rectification_as_warmup(beta2: float) -> None:
         moved += not torch.equal(before, a)
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
     assert moved == 300 - 5  # ρ_t ≤ 5 for the first 5 steps with either β2: no move, in both
+
+
+# -------------------------------------------------------------------------------------------------
+# stepped less often than the optimizer updates
+
+
+def _staircase_warnings(record: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in record if "staircase" in str(w.message)]
+
+
+def test_stepping_once_per_epoch_warns_once() -> None:
+    """Lightning's default interval="epoch" steps the scheduler once per epoch: the schedule, indexed by updates,
+    turns into a staircase. The second update of the first epoch already runs on a stale LR: warned there, once."""
+    ps, opt = _opt()
+    sched = S.LRScheduler(opt, S.warmup_linear_decay(10, 100))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _epoch in range(3):
+            for _batch in range(5):
+                ps[0].grad = torch.ones(3)
+                opt.step()
+                if _epoch == 0 and _batch == 1:
+                    assert len(_staircase_warnings(record)) == 1  # at the second update
+            sched.step()
+    (message,) = _staircase_warnings(record)
+    assert "update 2 is about to use the learning rate set for update 1" in message
+    assert "interval='step'" in message and sched.warned_staircase
+
+
+def _no_staircase(loop: Callable[[], None]) -> None:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        loop()
+    assert _staircase_warnings(record) == []
+
+
+def test_no_staircase_warning_for_the_standard_loop_accumulation_skips_and_resume() -> None:
+    def standard() -> None:
+        ps, opt = _opt()
+        _lrs_used(opt, S.LRScheduler(opt, S.warmup_linear_decay(3, 20)), ps, 20)
+
+    def accumulation() -> None:  # scheduler.step() on every micro-batch, the optimizer every 4th
+        ps, opt = _opt()
+        sched = S.LRScheduler(opt, S.warmup_linear_decay(3, 20))
+        for micro in range(40):
+            ps[0].grad = torch.ones(3)
+            if micro % 4 == 3:
+                opt.step()
+            sched.step()
+
+    def skipped() -> None:  # nonfinite="skip" steps and GradScaler-skipped steps
+        ps, opt = _opt(nonfinite="skip")
+        sched = S.LRScheduler(opt, S.linear_warmup(10))
+        for i in range(10):
+            ps[0].grad = torch.full((3,), float("nan")) if i % 3 == 1 else torch.ones(3)
+            opt.step()
+            sched.step()
+        p = torch.nn.Parameter(torch.zeros(3))
+        torch_opt = torch.optim.SGD([p], lr=1.0)
+        sched = S.LRScheduler(torch_opt, S.linear_warmup(10))
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4)
+        for i in range(6):
+            torch_opt.zero_grad()
+            scaler.scale((p * (float("inf") if i == 2 else 1.0)).sum()).backward()
+            scaler.step(torch_opt)
+            scaler.update()
+            sched.step()
+
+    def resumed() -> None:  # a fresh optimizer and scheduler restored mid-run, then the standard loop
+        _model, opt, sched, _ = _train(30)
+        state = _roundtrip({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+        _train(20, start={"model": _model.state_dict(), **state, "step": 30})
+
+    for loop in (standard, accumulation, skipped, resumed):
+        _no_staircase(loop)
+
+
+# -------------------------------------------------------------------------------------------------
+# schedules that read each param group's hyper-parameters
+
+
+def test_group_bound_schedules_read_each_groups_beta2_and_resume() -> None:
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(2)]
+    groups = [{"params": [params[0]], "betas": (0.9, 0.98)}, {"params": [params[1]], "betas": (0.9, 0.999)}]
+    opt = lrtune.Adam(groups, lr=1e-3)
+    schedule = S.product(S.untuned_warmup(), S.rectification(None, threshold=4.0))
+    sched = S.LRScheduler(opt, schedule)
+    used = []
+    for _ in range(30):
+        used.append([g["lr"] for g in opt.param_groups])
+        for p in params:
+            p.grad = torch.ones(2)
+        opt.step()
+        sched.step()
+
+    def f(beta2: float, t: int) -> float:
+        return S.untuned_warmup(beta2)(t) * S.rectification(beta2, threshold=4.0)(t)
+
+    assert used == [[1e-3 * f(b, t) for b in (0.98, 0.999)] for t in range(1, 31)]
+    state = _roundtrip(sched.state_dict())
+    assert state["schedule"] == schedule.to_spec()
+    fresh = [{**g, "params": [torch.nn.Parameter(torch.zeros(2))]} for g in groups]
+    resumed = S.LRScheduler(lrtune.Adam(fresh, lr=1e-3), schedule)
+    resumed.load_state_dict(state)
+    assert resumed.applied_updates == 30
+    assert resumed.get_last_lr() == [1e-3 * f(b, 31) for b in (0.98, 0.999)]
+
+
+def test_group_bound_schedule_on_an_optimizer_without_betas_fails_at_construction() -> None:
+    _, opt = _opt()  # SGD: no betas
+    with pytest.raises(ValueError, match=r"untuned_warmup without beta2 reads each param group's betas\[1\]"):
+        S.LRScheduler(opt, S.untuned_warmup())

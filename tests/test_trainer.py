@@ -89,6 +89,58 @@ def test_divergence_is_recorded_not_raised(digits: Digits) -> None:
     assert record.steps < 100
 
 
+@dataclasses.dataclass
+class _NaNGradientAt(Digits):
+    """Digits whose loss has a finite value but a NaN gradient at its ``bad``-th evaluation; keeps its model."""
+
+    bad: int = 0
+    calls: int = 0
+    model: torch.nn.Module | None = None
+
+    def build_model(self, seed: int) -> torch.nn.Module:
+        self.model = super().build_model(seed)
+        return self.model
+
+    def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        self.calls += 1
+        loss = super().loss(model, batch)
+        if self.calls == self.bad:
+            w = next(model.parameters())
+            loss = loss + 0.0 * torch.sqrt(w - w).sum()  # adds 0; its gradient is 0·∞ = NaN
+        return loss
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [{"name": "adam", "lr": 3e-3}, {"name": "radam", "lr": 1e-2}, {"name": "sgd", "lr": 0.1, "momentum": 0.9}],
+    ids=lambda o: o["name"],
+)
+def test_nonfinite_gradient_ends_the_run_diverged_without_the_bad_step(optimizer: dict) -> None:
+    """The optimizer checks gradients on the device and raises when the trainer reads the step's norm: the run
+    ends "diverged" at that update, and the model equals a run that stopped just before it, bit for bit."""
+    bad = _NaNGradientAt(bad=9)
+    record = lrtune.train(bad, optimizer=optimizer, steps=20, batch_size=32)
+    assert record.status == "diverged" and record.steps == 8 and record.skipped_steps == 0
+    clean = _NaNGradientAt()
+    assert lrtune.train(clean, optimizer=optimizer, steps=8, batch_size=32).status == "completed"
+    assert bad.model is not None and clean.model is not None
+    for a, b in zip(bad.model.parameters(), clean.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_nonfinite_skip_in_the_trainer_skips_the_update_and_its_lr(tmp_path: Path) -> None:
+    schedule = {"name": "warmup_linear_decay", "warmup_steps": 10, "total_steps": 20}
+    optimizer = {"name": "adam", "lr": 3e-3, "nonfinite": "skip"}
+    record = lrtune.train(_NaNGradientAt(bad=5), optimizer=optimizer, schedule=schedule, steps=20, out_dir=tmp_path)
+    assert record.status == "completed" and record.steps == 20 and record.skipped_steps == 1
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [line for line in lines if "loss" in line]
+    assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 5, *range(6, 21)]  # update 5 was tried twice
+    assert [s["skipped_steps"] for s in steps] == [0] * 4 + [1] * 17
+    f = from_spec(schedule)
+    assert [s["lr"] for s in steps] == pytest.approx([3e-3 * f(s["step"]) for s in steps], rel=1e-12)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "pattern"),
     [

@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["check_choice", "check_in_unit_interval", "check_nonnegative", "check_positive", "check_real"]
+__all__ = [
+    "check_choice",
+    "check_finite",
+    "check_in_unit_interval",
+    "check_integer",
+    "check_nonnegative",
+    "check_positive",
+    "check_real",
+    "check_steps",
+]
 
 
 def check_real(name: str, value: Any) -> float:
@@ -55,4 +64,21 @@ def check_steps(name: str, value: Any, *, minimum: int = 0) -> int:
         raise ValueError(f"{name} must be a whole number of steps, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_finite(name: str, value: Any) -> float:
+    """A finite real number of any sign (a schedule's value: a multiplier may lie anywhere)."""
+    v = check_real(name, value)
+    if math.isinf(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return v
+
+
+def check_integer(name: str, value: Any) -> int:
+    """A whole number of any sign (bools and non-integral floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(value)

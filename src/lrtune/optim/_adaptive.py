@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .._rectification import rectification, rho_t
-from .._validate import check_choice, check_in_unit_interval, check_positive, check_real
+from .._validate import check_choice, check_in_unit_interval, check_nonnegative, check_real
 from ._rules import Adaptive, State, zeros_like
 
 __all__ = ["RMS", "Identity", "Rectified"]
@@ -28,6 +28,9 @@ __all__ = ["RMS", "Identity", "Rectified"]
 @dataclass(frozen=True)
 class Identity(Adaptive):
     """l_t = 1 (SGD): θ ← θ − α·m_t."""
+
+    counts_steps = False
+    keeps_state = False
 
     def apply(
         self,
@@ -53,7 +56,7 @@ class RMS(Adaptive):
 
     Args:
         beta2: β2 in [0, 1).
-        eps: ε > 0, added to the bias-corrected root (see the module docstring).
+        eps: ε ≥ 0, added to the bias-corrected root (see the module docstring); 0 is accepted as by torch.
     """
 
     beta2: float = 0.999
@@ -61,7 +64,7 @@ class RMS(Adaptive):
 
     def __post_init__(self) -> None:
         check_in_unit_interval("beta2", self.beta2)
-        check_positive("eps", self.eps)
+        check_nonnegative("eps", self.eps)
 
     def init_state(self, param: Tensor) -> State:
         return {"exp_avg_sq": zeros_like(param)}
@@ -114,7 +117,7 @@ class Rectified(Adaptive):
 
     Args:
         beta2: β2 in [0, 1).
-        eps: ε > 0.
+        eps: ε ≥ 0.
         threshold: rectify when ρ_t exceeds it; 5.0 is torch's rule, 4.0 the paper's (r_t is defined for
             ρ_t > 4).
         degenerate: ``"sgd"`` or ``"skip"``.
@@ -127,7 +130,7 @@ class Rectified(Adaptive):
 
     def __post_init__(self) -> None:
         check_in_unit_interval("beta2", self.beta2)
-        check_positive("eps", self.eps)
+        check_nonnegative("eps", self.eps)
         if check_real("threshold", self.threshold) < 4:
             raise ValueError(f"threshold must be >= 4 (r_t is undefined for rho_t <= 4), got {self.threshold!r}")
         check_choice("degenerate", self.degenerate, ("sgd", "skip"))

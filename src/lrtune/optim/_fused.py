@@ -11,6 +11,9 @@ step *is* an Adam step with other scalars:
 so it runs as Adam with lr' = lr·r_t and ε' = ε/sqrt(1−β2^t) (and, for decoupled weight decay, λ' = λ/r_t so
 that lr'·λ' = lr·λ). The few un-rectified steps at the start take the generic multi-tensor path.
 
+Every kernel takes ``found_inf``, a flag on the device: set, it leaves parameters and moments untouched. That is
+how a step with a non-finite gradient is skipped without the host reading the flag first.
+
 The kernels exist for CPU and CUDA tensors. On CUDA they read the step count from a device scalar: one is
 filled per update (a launch, no host synchronisation) while the state keeps its host-side ``step``.
 
@@ -24,6 +27,8 @@ elements on; torch's own ``SGD(fused=True)`` shares it), so on CPU half-precisio
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -34,7 +39,7 @@ from ._adaptive import RMS, Identity, Rectified
 from ._momentum import EMA, HeavyBall, NoMomentum
 from ._rules import Adaptive, Momentum, State
 
-__all__ = ["fusable", "fused_step", "supports_fused"]
+__all__ = ["fusable", "fused_applies", "fused_step", "supports_fused"]
 
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FUSED_SGD_CPU_DTYPES = (torch.float32, torch.float64)  # see the module docstring
@@ -83,6 +88,17 @@ def fusable(params: Sequence[Tensor], grads: Sequence[Tensor], states: Sequence[
     return out
 
 
+def fused_applies(momentum: Momentum, adaptive: Adaptive, step: float, states: Sequence[State]) -> bool:
+    """Whether parameters standing at step ``step`` can take :func:`fused_step`: not RAdam's un-rectified steps,
+    nor a heavy-ball group where some parameters have a momentum buffer and others do not yet."""
+    if isinstance(adaptive, Rectified):
+        return adaptive.rectified(step)
+    if isinstance(momentum, HeavyBall):
+        first = list(map(operator.is_, (s.get("momentum_buffer") for s in states), itertools.repeat(None)))
+        return all(first) or not any(first)
+    return True
+
+
 def fused_step(
     params: list[Tensor],
     grads: list[Tensor],
@@ -95,18 +111,19 @@ def fused_step(
     decoupled_weight_decay: bool,
     maximize: bool,
     step: float,
-) -> bool:
-    """One fused update of parameters that all stand at step ``step`` (already incremented) and whose layouts
-    :func:`fusable` accepts.
+    found_inf: Tensor | None = None,
+) -> None:
+    """One fused update of parameters that all stand at step ``step`` (already incremented), whose layouts
+    :func:`fusable` accepts and for which :func:`fused_applies` holds.
 
-    Returns False, doing nothing, when this step is not fusable (RAdam's un-rectified steps); the caller
-    then takes the generic path.
+    ``found_inf`` (a float32 scalar on the parameters' device, 1.0 for a step with a non-finite gradient) makes the
+    kernels leave parameters and moments untouched, read on the device: no host synchronisation. A heavy-ball
+    group's first step creates its momentum buffers (uninitialised until a kernel writes them): the caller removes
+    them again if the step turns out skipped.
     """
     if isinstance(adaptive, Identity):
         if isinstance(momentum, HeavyBall):
-            first = any(s.get("momentum_buffer") is None for s in states)
-            if first and not all(s.get("momentum_buffer") is None for s in states):
-                return False  # mixed first/later steps: the generic path handles it
+            first = states[0].get("momentum_buffer") is None  # all or none (fused_applies)
             if first:
                 for s, g in zip(states, grads, strict=True):
                     s["momentum_buffer"] = torch.empty_like(g)
@@ -115,7 +132,15 @@ def fused_step(
         else:
             bufs, mu, tau, nesterov, first = [], 0.0, 0.0, False, False
         if decoupled_weight_decay and weight_decay != 0:
-            torch._foreach_mul_(params, 1 - lr * weight_decay)
+            # θ ← θ·(1 − lr·λ) before the update, as AdamW; on the device, a skipped step multiplies by 1.
+            decay = 1 - lr * weight_decay
+            if found_inf is None:
+                torch._foreach_mul_(params, decay)
+            else:  # torch.full and masked_fill_ are kernels: no host-to-device copy, no sync
+                # In the dtype the kernel computes in (float32 for half precision), as it casts a Python scalar.
+                opmath = torch.float64 if params[0].dtype == torch.float64 else torch.float32
+                on_device = torch.full((), decay, dtype=opmath, device=found_inf.device)
+                torch._foreach_mul_(params, on_device.masked_fill_(found_inf != 0, 1.0))
             weight_decay = 0.0
         torch._fused_sgd_(
             params,
@@ -128,14 +153,13 @@ def fused_step(
             nesterov=nesterov,
             maximize=maximize,
             is_first_step=first,
+            found_inf=found_inf,
         )
-        return True
+        return
 
     assert isinstance(momentum, EMA) and isinstance(adaptive, (RMS, Rectified))
     eps = adaptive.eps
     if isinstance(adaptive, Rectified):
-        if not adaptive.rectified(step):
-            return False
         r = rectification(adaptive.beta2, step)
         lr, eps = lr * r, eps / (1 - adaptive.beta2**step) ** 0.5
         if decoupled_weight_decay:
@@ -159,5 +183,5 @@ def fused_step(
         eps=eps,
         amsgrad=False,
         maximize=maximize,
+        found_inf=found_inf,
     )
-    return True

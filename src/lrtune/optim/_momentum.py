@@ -18,6 +18,9 @@ __all__ = ["EMA", "HeavyBall", "NoMomentum"]
 class NoMomentum(Momentum):
     """m_t = g_t (plain SGD)."""
 
+    counts_steps = False
+    keeps_state = False
+
     def update(self, states: Sequence[State], grads: list[Tensor], step: float) -> list[Tensor]:
         return grads
 
@@ -37,6 +40,8 @@ class HeavyBall(Momentum):
         dampening: τ in [0, 1].
         nesterov: use the Nesterov direction (needs μ > 0 and τ = 0, as torch).
     """
+
+    counts_steps = False
 
     momentum: float = 0.9
     dampening: float = 0.0

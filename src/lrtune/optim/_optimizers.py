@@ -32,8 +32,13 @@ def _betas(group: dict[str, Any]) -> tuple[float, float]:
 class SGD(AdaptiveOptimizer):
     """Stochastic gradient descent with optional heavy-ball/Nesterov momentum: φ = HeavyBall, ψ = Identity.
 
-    Equal to ``torch.optim.SGD``. With ``max_grad_norm`` it is the "SGD + gradient clipping" recipe, the
-    clipping done inside ``step()``.
+    Equal to ``torch.optim.SGD``, state included (``momentum_buffer`` only: no step count). With
+    ``max_grad_norm`` it is the "SGD + gradient clipping" recipe, the clipping done inside ``step()``.
+
+    ``decoupled_weight_decay=True`` is SGDW (Loshchilov & Hutter, 2019, Algorithm 1): θ ← θ·(1 − lr·λ) before
+    the momentum step, as AdamW does, instead of adding λ·θ to the gradient (which momentum then carries). It
+    replaces torch-optimizer's ``SGDW``, with one difference: torch-optimizer 0.3.0 subtracts the constant lr·λ
+    from every element (``p.add_(weight_decay, alpha=-lr)``), not lr·λ·θ.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class SGD(AdaptiveOptimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        decoupled_weight_decay: bool = False,
         maximize: bool = False,
         max_grad_norm: float | None = None,
         nonfinite: str = "raise",
@@ -56,7 +62,7 @@ class SGD(AdaptiveOptimizer):
             "dampening": dampening,
             "nesterov": nesterov,
             "weight_decay": weight_decay,
-            "decoupled_weight_decay": False,
+            "decoupled_weight_decay": decoupled_weight_decay,
             "maximize": maximize,
         }
         self._setup(params, defaults, max_grad_norm=max_grad_norm, nonfinite=nonfinite, impl=impl)
@@ -145,6 +151,11 @@ class RAdam(AdaptiveOptimizer):
     moments (the original implementation's ``degenerated_to_sgd=False``; decoupled weight decay is then
     applied only on updating steps). After each step, :attr:`last_step_info` holds per group ρ_t, r_t and
     the effective step size lr·r_t·sqrt(1 − β2^t)/(1 − β1^t).
+
+    Weight decay: like ``torch.optim.RAdam``, ``weight_decay`` is L2 by default (λ·θ added to the gradient,
+    so it passes through the moments). The original implementation (Liu et al.) and ``torch_optimizer.RAdam``
+    decay decoupled (θ ← θ·(1 − lr·λ)): coming from either, pass ``decoupled_weight_decay=True`` to keep the
+    same update.
     """
 
     def __init__(

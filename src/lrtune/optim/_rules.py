@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -35,6 +35,14 @@ class Momentum(abc.ABC):
     ``update`` returns the tensors d_t; ``bias_correction`` gives the scalar divisor c_t (1.0 when there
     is none). Keeping c_t separate lets ψ fold it into its own scalar factors as torch does.
     """
+
+    #: Whether the rule's math reads the step t. The optimizer keeps a per-parameter ``step`` in the state
+    #: when φ or ψ does (as torch.optim does for Adam, and not for SGD); rules that declare False are
+    #: passed t = 1.0 and must not depend on it.
+    counts_steps: ClassVar[bool] = True
+    #: Whether the rule keeps per-parameter state at all (a parameter whose φ and ψ keep none gets no entry
+    #: in ``optimizer.state``, as in torch.optim.SGD without momentum).
+    keeps_state: ClassVar[bool] = True
 
     def init_state(self, param: Tensor) -> State:
         """Per-parameter state created before the first update (lazily created state is fine too)."""
@@ -57,6 +65,11 @@ class Momentum(abc.ABC):
 
 class Adaptive(abc.ABC):
     """ψ: the adaptive learning rate l_t, applied to the direction given by φ."""
+
+    #: See :attr:`Momentum.counts_steps`.
+    counts_steps: ClassVar[bool] = True
+    #: See :attr:`Momentum.keeps_state`.
+    keeps_state: ClassVar[bool] = True
 
     def init_state(self, param: Tensor) -> State:
         """Per-parameter state created before the first update."""

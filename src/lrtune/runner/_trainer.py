@@ -344,19 +344,22 @@ def _run(
             lr = opt.param_groups[0]["lr"]
             try:
                 opt.step()
+                # lrtune's optimizers check gradients on the device: reading these reads this step's check, so
+                # a non-finite gradient raises here (nonfinite="raise") and the scheduler sees a skipped step.
+                norm = getattr(opt, "last_grad_norm", None)
+                skipped = getattr(opt, "skipped_steps", 0)
             except FloatingPointError as e:
                 logger.warning("run diverged at update %d: %s", step, e)
                 status = "diverged"
                 break
             sched.step()
-            norm = getattr(opt, "last_grad_norm", None)
             record(
                 {
                     "step": step,
                     "loss": value,
                     "lr": lr,
                     "grad_norm": None if norm is None else norm.item(),
-                    "skipped_steps": getattr(opt, "skipped_steps", 0),
+                    "skipped_steps": skipped,
                     unit: items,
                 }
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 __all__ = ["Schedule", "from_spec", "register", "register_recipe"]
@@ -76,6 +76,13 @@ class Schedule:
     def end(self) -> float | None:
         """The update after which the schedule is constant (None: open-ended)."""
         return None
+
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        """This schedule for one optimizer param group. Schedules that read a group's hyper-parameters (an untuned
+        warm-up or a rectification without ``beta2`` reads the group's ``betas[1]``) return a copy with them
+        filled in; the others return ``self``. :class:`LRScheduler` binds its schedule to each group."""
+        del group
+        return self
 
     def to_spec(self) -> dict[str, Any]:
         """A JSON-able dict that :func:`from_spec` turns back into an equal schedule."""

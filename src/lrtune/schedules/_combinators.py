@@ -6,11 +6,14 @@ multiplies by a constant and ``shift`` moves a schedule along the step axis.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from .._validate import check_real, check_steps
+from .._validate import check_finite, check_integer, check_steps
 from ._base import Schedule, from_spec, register
 
 __all__ = ["Join", "Product", "Scale", "Shift"]
@@ -70,6 +73,9 @@ class Join(Schedule):
         last = self.schedules[-1].end
         return None if last is None else (self.boundaries[-1] if self.boundaries else 0) + last
 
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_all(self, group)
+
 
 @register("product")
 @dataclass(frozen=True)
@@ -95,6 +101,9 @@ class Product(Schedule):
         ends = [s.end for s in self.schedules]
         return None if any(e is None for e in ends) else max(e for e in ends if e is not None)
 
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_all(self, group)
+
 
 @register("scale")
 @dataclass(frozen=True)
@@ -106,8 +115,7 @@ class Scale(Schedule):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _schedules("schedule", [self.schedule])[0])
-        if check_real("factor", self.factor) < 0 or math.isinf(self.factor):
-            raise ValueError(f"factor must be a finite number >= 0, got {self.factor!r}")
+        check_finite("factor", self.factor)
 
     def at(self, t: float) -> float:
         return self.factor * self.schedule.at(t)
@@ -120,14 +128,19 @@ class Scale(Schedule):
     def end(self) -> float | None:
         return self.schedule.end
 
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_one(self, group)
+
 
 @register("shift")
 @dataclass(frozen=True)
 class Shift(Schedule):
-    """f(t) = g(max(0, t − offset)): the schedule starts ``offset`` updates later.
+    """f(t) = g(max(0, t − offset)): the schedule starts ``offset`` updates later (earlier, for a negative offset).
 
     ``shift(g, 1)`` reproduces libraries whose t-th update uses g(t − 1) (Hugging Face's schedulers, whose
-    first update has the warm-up's LR 0).
+    first update has the warm-up's LR 0). A negative offset starts g part-way: ``pytorch_warmup.RAdamWarmup``
+    is RAdam's rectification shifted by −(δ − 1), and ``shift(g, -1)`` equals optax's g pointwise where optax's
+    first update uses g(0) (its ``exponential_decay``).
     """
 
     schedule: Schedule
@@ -135,7 +148,7 @@ class Shift(Schedule):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _schedules("schedule", [self.schedule])[0])
-        check_steps("offset", self.offset, minimum=0)
+        object.__setattr__(self, "offset", check_integer("offset", self.offset))
 
     def at(self, t: float) -> float:
         return self.schedule.at(max(0.0, t - self.offset))
@@ -147,4 +160,19 @@ class Shift(Schedule):
     @property
     def end(self) -> float | None:
         end = self.schedule.end
-        return None if end is None else end + self.offset
+        return None if end is None else max(0.0, end + self.offset)
+
+    def bind(self, group: Mapping[str, Any]) -> Schedule:
+        return _bind_one(self, group)
+
+
+def _bind_all(schedule: Join | Product, group: Mapping[str, Any]) -> Schedule:
+    bound = tuple(s.bind(group) for s in schedule.schedules)
+    if all(b is s for b, s in zip(bound, schedule.schedules, strict=True)):
+        return schedule
+    return dataclasses.replace(schedule, schedules=bound)
+
+
+def _bind_one(schedule: Scale | Shift, group: Mapping[str, Any]) -> Schedule:
+    bound = schedule.schedule.bind(group)
+    return schedule if bound is schedule.schedule else dataclasses.replace(schedule, schedule=bound)
