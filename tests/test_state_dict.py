@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
+from typing import Any
 
 import pytest
 import torch
 from helpers import CASE_IDS, CASES, Case, clone_params, gradient_stream, make_params, set_grads
+
+import lrtune
 
 
 def _roundtrip(sd: dict) -> dict:
@@ -64,3 +68,29 @@ def test_loaded_hyperparameters_are_validated() -> None:
     sd["param_groups"][0]["betas"] = (0.9, 1.5)
     with pytest.raises(ValueError, match=r"betas\[1\]"):
         lrtune.Adam(p).load_state_dict(sd)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "theirs"),
+    [
+        (lambda p: lrtune.SGD(p, lr=0.1, momentum=0.9), lambda p: lrtune.Adam(p), "SGD's"),
+        (lambda p: lrtune.Adam(p), lambda p: lrtune.SGD(p, lr=0.1, momentum=0.9), "Adam's"),
+        (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), lambda p: lrtune.RAdam(p), "SGD with momentum's"),
+        (
+            lambda p: torch.optim.Adam(p, amsgrad=True),
+            lambda p: lrtune.Adam(p),
+            "amsgrad=True is not part of lrtune.Adam",
+        ),
+    ],
+)
+def test_a_state_of_another_optimizer_is_refused_at_load(source: Any, target: Any, theirs: str) -> None:
+    """Loaded, it would fail at every step (KeyError: 'exp_avg') and count steps: refused, naming both types."""
+    params = [torch.nn.Parameter(torch.randn(4))]
+    params[0].grad = torch.ones(4)
+    donor = source(params)
+    donor.step()
+    receiver = target(params)
+    with pytest.raises(ValueError, match=re.escape(theirs)) as info:
+        receiver.load_state_dict(donor.state_dict())
+    assert type(receiver).__name__ in str(info.value)
+    receiver.step()  # untouched by the refused load: it still steps

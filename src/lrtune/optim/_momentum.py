@@ -42,6 +42,7 @@ class HeavyBall(Momentum):
     """
 
     counts_steps = False
+    lazy_state = ("momentum_buffer",)
 
     momentum: float = 0.9
     dampening: float = 0.0

@@ -253,6 +253,7 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
         sd = super().state_dict()
         sd["param_groups"] = [{k: v for k, v in g.items() if k not in ("phi", "psi")} for g in sd["param_groups"]]
         sd["skipped_steps"] = self._skipped
+        sd["optimizer_type"] = type(self).__name__
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -261,8 +262,9 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
         A pending non-finite error is discarded: the loaded state replaces the one it was about.
         """
         self._settle()
+        self._check_state_kind(state_dict)
         self._error = None
-        sd = dict(state_dict)
+        sd = {k: v for k, v in state_dict.items() if k != "optimizer_type"}
         saved_groups = sd.get("param_groups", [])
         if len(saved_groups) == len(self.param_groups):
             merged = []
@@ -280,6 +282,26 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
                     if p in self.state:
                         self.state[p].pop("step", None)
         self._invalidate()
+
+    def _check_state_kind(self, state_dict: dict[str, Any]) -> None:
+        """Refuse, naming both, a state dict of another algorithm (its per-parameter keys are not this one's):
+        loaded, it would fail at every step."""
+        mine = type(self).__name__
+        saved_groups = state_dict.get("param_groups", [])
+        state = state_dict.get("state", {})
+        for index, (current, saved) in enumerate(zip(self.param_groups, saved_groups, strict=False)):
+            rules = self._rules({**{k: v for k, v in current.items() if k != "params"}, **saved})
+            probe = torch.zeros(1)
+            required = {k for rule in rules for k in rule.init_state(probe)}
+            allowed = required | {k for rule in rules for k in rule.lazy_state} | {"step"}
+            for pid in saved.get("params", []):
+                keys = set(state.get(pid, {}))
+                if keys and not (required <= keys <= allowed):
+                    theirs = state_dict.get("optimizer_type") or _guess_kind(keys)
+                    raise ValueError(
+                        f"this state dict is {theirs}'s (parameter {pid} of group {index} holds {sorted(keys)}); "
+                        f"{mine} keeps {sorted(required | (allowed - {'step'}))}: it cannot be loaded into {mine}"
+                    )
 
     def __getstate__(self) -> dict[str, Any]:
         self._settle()
@@ -591,6 +613,17 @@ class _Bucket:
     step: float
     fused: list[int]
     generic: list[int]
+
+
+def _guess_kind(keys: set[str]) -> str:
+    """Which optimizer a per-parameter state's keys suggest."""
+    if "max_exp_avg_sq" in keys:
+        return "Adam(amsgrad=True)"
+    if {"exp_avg", "exp_avg_sq"} <= keys:
+        return "an Adam-family optimizer (Adam, AdamW, RAdam)"
+    if "momentum_buffer" in keys:
+        return "SGD with momentum"
+    return f"an optimizer keeping {sorted(keys)}"
 
 
 @dataclass

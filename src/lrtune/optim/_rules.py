@@ -43,6 +43,9 @@ class Momentum(abc.ABC):
     #: Whether the rule keeps per-parameter state at all (a parameter whose φ and ψ keep none gets no entry
     #: in ``optimizer.state``, as in torch.optim.SGD without momentum).
     keeps_state: ClassVar[bool] = True
+    #: State keys the rule creates later than :meth:`init_state` (e.g. SGD's ``momentum_buffer``, at the first
+    #: update): with the keys of :meth:`init_state`, what a loaded state may hold.
+    lazy_state: ClassVar[tuple[str, ...]] = ()
 
     def init_state(self, param: Tensor) -> State:
         """Per-parameter state created before the first update (lazily created state is fine too)."""
@@ -70,6 +73,8 @@ class Adaptive(abc.ABC):
     counts_steps: ClassVar[bool] = True
     #: See :attr:`Momentum.keeps_state`.
     keeps_state: ClassVar[bool] = True
+    #: See :attr:`Momentum.lazy_state`.
+    lazy_state: ClassVar[tuple[str, ...]] = ()
 
     def init_state(self, param: Tensor) -> State:
         """Per-parameter state created before the first update."""
