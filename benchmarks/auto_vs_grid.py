@@ -1,125 +1,201 @@
-"""``lrtune auto`` against a grid on ``translation-de-en`` (tiny): final validation loss and compute.
+"""``lrtune auto`` against a grid, on workloads lrtune was tuned on and on two it never saw.
 
-The grid: the study's six recipes (SGD + momentum + clipping, Adam with and without warm-up, RAdam with and
-without warm-up, AlgoPerf's AdamW + cosine) × ``--lrs`` peak LRs half a decade apart around each recipe's
-centre LR, one seed, ``--steps`` updates of ``--batch-tokens`` target tokens each (a grid sweep through
-:func:`lrtune.tune.run_sweep`). ``auto``: an LR range test (100 updates),
-``--optimizer`` Adam with the untuned warm-up 2/(1 − β2) for β2 = 0.98 or RAdam without one, linear decay,
-successive halving among 4 candidate LRs a quarter of a decade apart, compared after the (implicit) warm-up,
-then the chosen config trained for the whole budget. Compute is optimizer updates summed over every run each
-method needed (for auto: range test + candidates + the final run).
+For every case — workload × two batch sizes × two seeds — the grid is auto's own recipe (Adam, β = (0.9, 0.98),
+the untuned warm-up min(2/(1 − β2), T/2) updates, linear decay to 0 at the budget T) at peak LRs a quarter of a
+decade apart over three decades (1e-4 … 1e-1, what a user would sweep; extended a step at a time while its best
+LR is at an edge, the extra runs counted), one full run per LR. ``auto`` then chooses with its range tests and
+candidate runs, and the chosen config is trained for the whole budget. A case holds when auto's final validation
+loss is within 2 % of the grid's best (or within the grid's seed spread at that LR, where that is larger) at no
+more than 20 % of the grid's compute (optimizer updates: range tests + candidates + the final run, against the
+grid's runs).
 
-Usage: python benchmarks/auto_vs_grid.py [--steps 300] [--batch-tokens 1000] [--lrs 5] [--optimizer adam|radam]
-       [--out DIR] [--json F]
+Workloads: the built-in ``digits``, ``translation-de-en`` (tiny) and ``charlm-shakespeare`` (tiny), and the two
+of ``benchmarks/_user_workloads.py`` written as a user would: an MLP regression (the Workload protocol by hand)
+and a small Transformer classifier (``ModelWorkload``). Every run is a directory under ``--out``: a second
+invocation continues where the first stopped; auto is run again each time (it continues its own candidate runs
+when its choices are the same). ``--report`` prints the table from what is there.
+
+Usage:
+    python benchmarks/auto_vs_grid.py [--cases digits mlp seq translation charlm] [--out out/auto_vs_grid]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
-import platform
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import optuna
 import torch
 
-from lrtune.study import LR_CENTRES, auto
-from lrtune.tune import run_sweep
+import lrtune
+from lrtune.study import auto
+from lrtune.study._auto import _untuned_warmup
+from lrtune.workloads import get_workload
 
-RECIPES = ["sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf"]
-OPTIONS = {"bleu_pairs": 100}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _user_workloads
+
+logger = logging.getLogger("auto_vs_grid")
+BETAS = [0.9, 0.98]
+GRID = [10 ** (k / 4) for k in range(-16, -3)]  # 1e-4 … 1e-1, a quarter of a decade apart
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    workload: str
+    options: dict[str, Any]
+    steps: int
+    batches: tuple[int, int]
+
+
+CASES = {
+    "digits": Case("digits", "digits", {}, 500, (32, 128)),
+    "mlp": Case("mlp", "_user_workloads:MLPRegression", {}, 600, (32, 128)),
+    "seq": Case("seq", "_user_workloads:sequence_classifier", {}, 600, (32, 128)),
+    "translation": Case("translation", "translation-de-en", {"bleu_pairs": 50}, 300, (400, 1000)),
+    "charlm": Case("charlm", "charlm-shakespeare", {}, 200, (16, 32)),
+}
+
+
+def grid_run(task: Any, case: Case, batch: int, seed: int, lr: float, root: Path) -> float:
+    """One full run of the grid (or its saved outcome): final validation loss, inf when it diverged."""
+    run_dir = root / f"lr{lr:.4g}"
+    if (run_dir / "run.json").is_file():
+        outcome = json.loads((run_dir / "run.json").read_text())
+    else:
+        warmup = _untuned_warmup(BETAS[1], case.steps)
+        lrtune.train(
+            task,
+            optimizer={"name": "adam", "betas": BETAS, "lr": lr},
+            schedule={"name": "warmup_linear_decay", "warmup_steps": warmup, "total_steps": case.steps},
+            steps=case.steps,
+            batch_size=batch,
+            seed=seed,
+            out_dir=run_dir,
+            overwrite=True,
+        )
+        outcome = json.loads((run_dir / "run.json").read_text())
+    loss = outcome.get("final_metrics", {}).get("valid_loss")
+    return float(loss) if outcome["status"] == "completed" and loss is not None else math.inf
+
+
+def run_case(case: Case, batch: int, seed: int, root: Path, report_only: bool) -> dict[str, Any] | None:
+    task = get_workload(case.workload, **case.options)
+    grid: dict[float, float] = {}
+    lrs = list(GRID)
+    while True:  # the grid, extended while its best is at an edge
+        for lr in lrs:
+            if lr not in grid:
+                if report_only and not (root / "grid" / f"lr{lr:.4g}" / "run.json").is_file():
+                    return None
+                grid[lr] = grid_run(task, case, batch, seed, lr, root / "grid")
+        best = min(grid, key=grid.__getitem__)
+        ordered = sorted(grid)
+        if best == ordered[0]:
+            lrs.append(ordered[0] / 10**0.25)
+        elif best == ordered[-1] and not math.isinf(grid[best]):
+            lrs.append(ordered[-1] * 10**0.25)
+        else:
+            break
+    result_file = root / "auto.json"
+    if report_only:
+        if not result_file.is_file():
+            return None
+        found = json.loads(result_file.read_text())
+    else:
+        began = time.perf_counter()
+        chosen = auto(task, steps=case.steps, batch_size=batch, seed=seed, out=root / "auto", train_final=True)
+        assert chosen.final is not None
+        found = {
+            "lr": chosen.config["optimizer"]["lr"],
+            "valid_loss": chosen.final["metrics"].get("valid_loss"),
+            "updates": chosen.updates + case.steps,
+            "estimate": chosen.suggestions["estimate"],
+            "candidates": len(chosen.candidates),
+            "weak": chosen.weak,
+            "seconds": time.perf_counter() - began,
+        }
+        result_file.write_text(json.dumps(found, indent=2))
+    return {"grid": {f"{lr:.6g}": v for lr, v in sorted(grid.items())}, "grid_runs": len(grid), "auto": found}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-tokens", type=int, default=1000)
-    parser.add_argument("--lrs", type=int, default=5, help="grid LRs per recipe, half a decade apart")
-    parser.add_argument("--optimizer", choices=("adam", "radam"), default="adam", help="auto's optimizer")
-    parser.add_argument("--out", type=Path, default=Path("auto_vs_grid"), help="the grid's study (resumable)")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--out", type=Path, default=Path("out/auto_vs_grid"))
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--report", action="store_true", help="only the table, from the runs already there")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    factors = [10 ** ((k - (args.lrs - 1) / 2) / 2) for k in range(args.lrs)]
-    space = {"optimizer": RECIPES, "lr": factors}
-    began = time.perf_counter()
-    study = run_sweep(
-        "translation-de-en",
-        space,
-        trials=len(RECIPES) * len(factors),
-        out=args.out,
-        sampler="grid",
-        pruner="none",
-        steps=args.steps,
-        batch_size=args.batch_tokens,
-        evals_per_trial=4,
-        workload_options=OPTIONS,
-        lr_centres={r: LR_CENTRES[r] for r in RECIPES},
-    )
-    grid_seconds = time.perf_counter() - began
-    finished = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
-    best = min(finished, key=lambda t: t.value)
-    grid_updates = sum(int(t.user_attrs["updates"]) for t in study.trials)
-    began = time.perf_counter()
-    result = auto(
-        "translation-de-en",
-        steps=args.steps,
-        batch_size=args.batch_tokens,
-        optimizer=args.optimizer,
-        workload_options=OPTIONS,
-        train_final=True,
-    )
-    auto_seconds = time.perf_counter() - began
-    assert result.final is not None
-    auto_loss = result.final["metrics"]["valid_loss"]
-    auto_updates = result.updates + args.steps
-    row = {
-        "grid": {
-            "runs": sum("duplicate_of" not in t.user_attrs for t in study.trials),
-            "updates": grid_updates,
-            "seconds": grid_seconds,
-            "best_valid_loss": best.value,
-            "best_bleu": best.user_attrs["final_metrics"].get("bleu"),
-            "best_recipe": best.user_attrs["config"]["recipe"],
-            "best_lr": best.user_attrs["config"]["optimizer"]["lr"],
-        },
-        "auto": {
-            "updates": auto_updates,
-            "seconds": auto_seconds,
-            "valid_loss": auto_loss,
-            "bleu": result.final["metrics"].get("bleu"),
-            "optimizer": args.optimizer,
-            "lr": result.config["optimizer"]["lr"],
-            "warmup_steps": result.config["schedule"]["warmup_steps"],
-            "suggestions": result.suggestions,
-            "candidates": result.candidates,
-        },
-        "valid_loss_gap_percent": 100 * (auto_loss - best.value) / best.value,
-        "compute_ratio_percent": 100 * auto_updates / grid_updates,
-    }
-    print(json.dumps(row, indent=2, default=str))
-    g, a = row["grid"], row["auto"]
-    print("\n| | runs | updates | valid loss | BLEU | setting |\n|---|---|---|---|---|---|")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("lrtune").setLevel(logging.WARNING)
+    logging.getLogger("lrtune.study._auto").setLevel(logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    rows = []
+    for key in args.cases:
+        case = CASES[key]
+        results = {}
+        for batch in case.batches:
+            for seed in args.seeds:
+                root = args.out / key / f"b{batch}_s{seed}"
+                logger.info("%s, batch %d, seed %d", key, batch, seed)
+                results[(batch, seed)] = run_case(case, batch, seed, root, args.report)
+        for (batch, seed), found in results.items():
+            if found is None:
+                continue
+            grid = {float(k): v for k, v in found["grid"].items()}
+            best_lr = min(grid, key=grid.__getitem__)
+            others = [r for (b, s), r in results.items() if b == batch and s != seed and r is not None]
+            spread = 0.0
+            for other in others:  # the same LR's loss under the other seed
+                value = {float(k): v for k, v in other["grid"].items()}.get(best_lr)
+                if value is not None and math.isfinite(value):
+                    spread = max(spread, abs(value - grid[best_lr]) / grid[best_lr])
+            a = found["auto"]
+            gap = (a["valid_loss"] / grid[best_lr] - 1) if a["valid_loss"] is not None else math.inf
+            compute = a["updates"] / (found["grid_runs"] * case.steps)
+            rows.append(
+                {
+                    "case": key,
+                    "batch": batch,
+                    "seed": seed,
+                    "grid_best_lr": best_lr,
+                    "grid_best": grid[best_lr],
+                    "grid_runs": found["grid_runs"],
+                    "seed_spread": spread,
+                    "auto_lr": a["lr"],
+                    "auto_loss": a["valid_loss"],
+                    "gap": gap,
+                    "compute": compute,
+                    "holds": gap <= max(0.02, spread) and compute <= 0.20,
+                    "weak": a["weak"],
+                }
+            )
     print(
-        f"| grid | {g['runs']} | {g['updates']} | {g['best_valid_loss']:.4f} | {g['best_bleu']:.2f} | "
-        f"{g['best_recipe']}, lr {g['best_lr']:.3g} |"
+        "| workload | batch | seed | grid best (LR) | auto (LR) | gap | seed spread | compute | holds | weak evidence |"
     )
-    print(
-        f"| auto | range test + {len(a['candidates'])} candidates + final | {a['updates']} "
-        f"({row['compute_ratio_percent']:.1f} %) | "
-        f"{a['valid_loss']:.4f} "
-        f"({row['valid_loss_gap_percent']:+.2f} %) | {a['bleu']:.2f} | {a['optimizer']}, lr {a['lr']:.3g}, warm-up "
-        f"{a['warmup_steps']} |"
-    )
-    if args.json is not None:
-        machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
-        settings = vars(args) | {"json": str(args.json), "out": str(args.out)}
-        args.json.write_text(json.dumps({"settings": settings, "machine": machine, **row}, indent=2, default=str))
+    print("|---|---:|---:|---|---|---:|---:|---:|---|---|")
+    for r in rows:
+        print(
+            f"| {r['case']} | {r['batch']} | {r['seed']} | {r['grid_best']:.4f} ({r['grid_best_lr']:.2g}) | "
+            f"{r['auto_loss']:.4f} ({r['auto_lr']:.2g}) | {100 * r['gap']:+.1f} % | {100 * r['seed_spread']:.1f} % | "
+            f"{100 * r['compute']:.1f} % | {'yes' if r['holds'] else '**no**'} | {'; '.join(r['weak']) or '-'} |"
+        )
+    held = sum(r["holds"] for r in rows)
+    print(f"\n{held} of {len(rows)} cases hold")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "threads": torch.get_num_threads()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     main()

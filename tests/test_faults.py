@@ -112,10 +112,13 @@ def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Pat
     # thread, as the workers ran: another thread count sums in another order)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    for number in interrupted:
-        config = trials[number].user_attrs["config"]
-        redo = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("config") == config]
+    for number in interrupted:  # (a trial interrupted before it set its config has its grid point in its params)
+        point = trials[number].system_attrs["lrtune:grid_point"]
+        redo = [
+            t for t in trials if t.state == TrialState.COMPLETE and t.system_attrs.get("lrtune:grid_point") == point
+        ]
         assert len(redo) == 1
+        config = redo[0].user_attrs["config"]
         fresh = lrtune.train(
             lrtune.workloads.Digits(),
             optimizer=config["optimizer"],

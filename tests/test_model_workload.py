@@ -319,7 +319,7 @@ def test_range_test_and_auto_run_on_it(tmp_path: Path) -> None:
     assert len(curve.lrs) >= 5 and all(math.isfinite(v) for v in curve.suggestions().values())
     choice = auto(w, steps=12, batch_size=16, candidates=2, range_test_steps=10, out=tmp_path)
     assert choice.config["workload"] == "toy" and choice.config["workload_options"] == {}
-    assert len(choice.candidates) == 2 and (tmp_path / "auto.json").is_file()
+    assert len(choice.candidates) >= 2 and (tmp_path / "auto.json").is_file()  # (more when one won at an edge)
 
 
 def _load_example() -> ModuleType:

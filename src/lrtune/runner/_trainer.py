@@ -23,7 +23,7 @@ from .._json import dumps, read_jsonl, write_json
 from .._validate import check_positive, check_steps
 from ..diagnostics import Diagnostics
 from ..schedules import LRScheduler, Schedule, constant, from_spec
-from ..workloads import Workload, workload_reference
+from ..workloads import Workload, workload_options, workload_reference
 from ._checkpoint import latest_checkpoint, save_checkpoint
 from ._distributed import Distributed, move_to
 
@@ -202,7 +202,7 @@ def train(
     schedule_obj = constant() if schedule is None else from_spec(schedule)
     config = {
         # how to build the workload again (a reference and its options); its name when it has none
-        "workload": (named := workload_reference(workload) or (workload.name, {}))[0],
+        "workload": (named := workload_reference(workload) or (workload.name, workload_options(workload)))[0],
         "workload_options": named[1],
         "optimizer": _describe(optimizer),
         "schedule": dict(schedule) if isinstance(schedule, dict) else schedule_obj.to_spec(),  # as given

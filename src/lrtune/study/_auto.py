@@ -39,6 +39,7 @@ from ..runner import train
 from ..schedules import UntunedWarmup
 from ..tune import estimate_lr
 from ..workloads import Workload, batch_size_for, resolve_workload, workload_reference
+from ..workloads import workload_options as options_of
 
 __all__ = ["AutoResult", "auto"]
 
@@ -238,7 +239,7 @@ def auto(
     for r, reading in enumerate(estimate.per_repeat):
         suggestions |= {f"{name}_{r}": value for name, value in reading.items()}
     config: dict[str, Any] = {
-        "workload": (named := workload_reference(task) or (task.name, {}))[0],
+        "workload": (named := workload_reference(task) or (task.name, options_of(task)))[0],
         "workload_options": named[1],
         "optimizer": {**spec, "lr": pool[best]["lr"]},
         "schedule": schedule,

@@ -32,6 +32,7 @@ from ..tune._samplers import grid_points, make_sampler
 from ..tune._space import lr_centre
 from ..tune._storage import default_storage
 from ..workloads import Translation, Workload, batch_size_for, resolve_workload, workload_reference
+from ..workloads import workload_options as options_of
 from ._transfer import compare_horizons
 
 __all__ = ["LR_CENTRES", "PRESETS", "Preset", "analyse", "run_study", "study_space"]
@@ -195,7 +196,7 @@ def run_study(
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
     task = resolve_workload(workload, options)
-    reference, options = workload_reference(task) or (task.name, {})
+    reference, options = workload_reference(task) or (task.name, options_of(task))
     batch = study_batch_size(task, chosen, batch_size)
     space = study_space(chosen)
     out_dir = Path(out)

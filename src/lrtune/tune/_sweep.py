@@ -37,6 +37,7 @@ from typing import Any
 from .._validate import check_steps
 from ..schedules import UntunedWarmup
 from ..workloads import Workload, batch_size_for, resolve_workload, workload_reference
+from ..workloads import workload_options as options_of
 from ._halving import Halving
 from ._range_test import lr_range_test
 from ._results import write_results
@@ -147,7 +148,7 @@ def run_sweep(
         raise ValueError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
     checked = load_space(space)
     task = resolve_workload(workload, workload_options)
-    reference, options = workload_reference(task) or (task.name, {})
+    reference, options = workload_reference(task) or (task.name, options_of(task))
     defaults = {"steps": steps if steps is not None else task.step_hint, "batch_size": batch_size_for(task, batch_size)}
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
