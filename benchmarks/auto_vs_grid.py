@@ -116,7 +116,7 @@ def run_case(case: Case, batch: int, seed: int, root: Path, report_only: bool) -
         found = {
             "lr": chosen.config["optimizer"]["lr"],
             "valid_loss": chosen.final["metrics"].get("valid_loss"),
-            "updates": chosen.updates + case.steps,
+            "updates": chosen.updates + chosen.final["updates"],  # the choice, then the rest of the full run
             "estimate": chosen.suggestions["estimate"],
             "candidates": len(chosen.candidates),
             "weak": chosen.weak,

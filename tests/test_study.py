@@ -152,7 +152,16 @@ def test_auto_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     out = " ".join(capsys.readouterr().out.split())
     config = json.loads((tmp_path / "auto.json").read_text())
     assert f"chosen: radam lr {config['optimizer']['lr']:.3g}, warm-up 0 of 40 updates" in out
-    assert "full run: completed" in out and (tmp_path / "final" / "run.json").is_file()
+    assert "full run: completed" in out
+    assert main(["train", "--config", str(tmp_path / "auto.json"), "--out", str(tmp_path / "again")]) == 0
+    winner = next(p for p in tmp_path.glob("candidate-*") if json.loads((p / "run.json").read_text())["steps"] == 40)
+
+    def updates(run: Path) -> list[str]:  # the training trajectory (the candidate also evaluated at its rungs)
+        return [x for x in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+
+    assert updates(winner) == updates(tmp_path / "again")  # the full run is the winner's run, continued
+    final = [json.loads((d / "run.json").read_text())["final_metrics"] for d in (winner, tmp_path / "again")]
+    assert final[0] == final[1]
     assert main([*args, "--beta2", "1.5"]) == 2
     assert "beta2 must be in (0, 1), got 1.5" in capsys.readouterr().out
 
@@ -165,19 +174,18 @@ def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.Captur
     estimate = result.suggestions["estimate"]
     first = [c["lr"] for c in result.candidates[:3]]
     assert first == pytest.approx([estimate * 10 ** (k / 4) for k in (-1, 0, 1)])
-    # every candidate to update 23 (20 + half of a quarter of the 20 updates after the warm-up); while the best
-    # is at an edge one more beyond it; then the better half (at least 2) on to update 25
+    # every candidate to update 25 (20 + a quarter of the 20 updates after the warm-up); while the best is at an
+    # edge one more beyond it; then the better half (at least 2) on to update 30 (half-way after the warm-up)
     at_first = {c["lr"]: c["valid_loss"][0] for c in result.candidates}
-    assert all(c["rungs"][0] == 23 for c in result.candidates)
+    assert all(c["rungs"][0] == 25 for c in result.candidates)
     best_first = min(at_first, key=at_first.get)  # type: ignore[arg-type]
     tried = sorted(at_first)
     assert tried[0] < best_first < tried[-1] or result.weak  # an edge winner is flagged as weak evidence
     survivors = [c for c in result.candidates if len(c["valid_loss"]) == 2]
-    assert len(survivors) == max(2, math.ceil(len(result.candidates) / 2)) and all(
-        c["rungs"] == [23, 25] for c in survivors
-    )
+    assert len(survivors) == max(2, math.ceil(len(result.candidates) / 2))
+    assert all(c["rungs"] == [25, 30] for c in survivors)
     assert config["optimizer"]["lr"] == min(survivors, key=lambda c: c["valid_loss"][-1])["lr"]
-    trained = 23 * len(result.candidates) + 2 * len(survivors)
+    trained = 25 * len(result.candidates) + 5 * len(survivors)
     assert result.range_test_updates <= 2 * 30 and result.updates == result.range_test_updates + trained
     saved = tmp_path / "a" / "auto.json"
     assert {k: v for k, v in json.loads(saved.read_text()).items() if k != "evidence"} == config
@@ -231,13 +239,13 @@ def test_auto_compares_candidates_only_after_the_warmup() -> None:
 
     # β2 = 0.98: a warm-up (explicit for Adam, RAdam's rectification) of 2/(1 − β2) = 100 updates
     assert _untuned_warmup(0.98, 300) == 100
-    assert _rungs(300, 100, 0.25, 3) == [125, 150]
-    assert _rungs(300, 100, 0.25, 2) == [150]
+    assert _rungs(300, 100, 0.5, 3) == [150, 200]  # a quarter and half of the way after the warm-up
+    assert _rungs(300, 100, 0.5, 2) == [200]
     assert _untuned_warmup(0.999, 300) == 150  # capped at half the budget
-    assert _rungs(300, 150, 0.25, 3) == [169, 188]
+    assert _rungs(300, 150, 0.5, 3) == [188, 225]
     for total in range(4, 60):
         warmup = _untuned_warmup(0.98, total)
-        first, check = _rungs(total, warmup, 0.25, 3)
+        first, check = _rungs(total, warmup, 0.5, 3)
         assert warmup < first < check <= total
 
 

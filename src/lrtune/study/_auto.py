@@ -7,15 +7,18 @@
 2. The warm-up is not tuned: Adam gets Ma & Yarats' untuned warm-up of 2/(1 − β2) updates (linear; at most half
    the budget), RAdam none (its rectification is the warm-up); the LR then decays linearly to 0 at the budget's
    end.
-3. **Candidates** e · 10^(k·spacing), k = −⌊c/2⌋ … c − ⌊c/2⌋ − 1 (c = ``candidates``; by default 4, a quarter of a
+3. **Candidates** e · 10^(k·spacing), k = −⌊c/2⌋ … c − ⌊c/2⌋ − 1 (c = ``candidates``; by default 3, a quarter of a
    decade apart), each trained on the real schedule to the first rung ``w + check_fraction/2 · (T − w)`` (w the
-   warm-up or the span of RAdam's rectification, T the budget): candidates are compared only after the warm-up,
-   inside which the larger peak LR is ahead only because its LR is larger so far.
+   warm-up or the span of RAdam's rectification, T the budget; a quarter of the way after the warm-up by
+   default): candidates are compared only after the warm-up, inside which the larger peak LR is ahead only
+   because its LR is larger so far, and not too early after it, where the ranking of LRs is still noisy.
 4. **Never an edge without a look beyond it**: while the best candidate is the smallest or the largest LR tried,
    one more is tried beyond it (a quarter, then a half, then a whole decade further, ``max_extensions`` times at
    most); if the best is still at an edge, the evidence is weak and says so.
 5. Successive halving: the better half (at least two) continues from its checkpoints to
-   ``w + check_fraction · (T − w)``, where the lowest validation loss wins.
+   ``w + check_fraction · (T − w)`` (half-way after the warm-up), where the lowest validation loss wins. With
+   ``train_final``, the winner's run continues from that checkpoint to the end: the full run costs only the
+   updates it still needs, and is bit for bit the run ``lrtune train --config auto.json`` gives.
 
 The result is a run config that ``lrtune train --config`` runs, with the evidence under ``"evidence"`` (the
 estimate, every candidate's validation losses, the compute used, and ``weak``: the reasons not to trust the
@@ -120,6 +123,30 @@ class _Candidates:
         candidate["status"] = status
         return value
 
+    def finish(self, i: int, total: int) -> dict[str, Any]:
+        """Continue candidate ``i``'s run from its last checkpoint to update ``total``: the full run, whose updates
+        are not counted in :attr:`updates` (the compute of the choice); its outcome."""
+        run_dir = self.root / f"candidate-{i}"
+        added = [0]
+        record = train(
+            self.task,
+            optimizer={**self.spec, "lr": self.pool[i]["lr"]},
+            schedule=self.schedule,
+            steps=total,
+            batch_size=self.batch,
+            seed=self.seed,
+            out_dir=run_dir,
+            resume=True,
+            callback=lambda line: added.__setitem__(0, added[0] + ("loss" in line)),
+        )
+        return {
+            "status": record.status,
+            "metrics": record.final_metrics,
+            "seconds": record.seconds,
+            "updates": added[0],  # what the full run added after the choice
+            "run_dir": str(run_dir),
+        }
+
     def last(self, i: int) -> float:
         return float(self.pool[i]["valid_loss"][-1])
 
@@ -150,9 +177,9 @@ def auto(
     batch_size: int | None = None,
     optimizer: str = "adam",
     beta2: float = 0.98,
-    candidates: int = 4,
+    candidates: int = 3,
     spacing: float = 0.25,
-    check_fraction: float = 0.25,
+    check_fraction: float = 0.5,
     range_test_steps: int = 100,
     repeats: int = 2,
     max_extensions: int = 3,
@@ -168,8 +195,9 @@ def auto(
 
     ``optimizer`` is ``"adam"`` (β = (0.9, ``beta2``), untuned warm-up) or ``"radam"`` (no warm-up).
     ``workload_options`` build a named workload. With ``train_final``, the chosen config is also trained for
-    the whole budget (``final`` holds its outcome). Candidate runs are written under ``out`` (a temporary
-    directory if not given); running it again with the same settings continues them. ``weak`` (and
+    the whole budget, continuing the winner's candidate run (``final`` holds its outcome and the updates it
+    added). Candidate runs are written under ``out`` (a temporary directory if not given); running it again with
+    the same settings continues them. ``weak`` (and
     ``auto.json``'s ``evidence.weak``) lists the reasons the choice may not hold.
     """
     check_choice("optimizer", optimizer, ("adam", "radam"))
@@ -228,6 +256,7 @@ def auto(
                 runs.train_to(i, rung)
         best = min(alive, key=runs.last)
         pool = runs.pool
+        final = runs.finish(best, total) if train_final and math.isfinite(runs.last(best)) else None
     if not math.isfinite(runs.last(best)):
         raise ValueError(f"every candidate LR diverged ({[c['lr'] for c in pool]}): lower the range test's end")
     finite = sorted(runs.last(i) for i in range(len(pool)) if math.isfinite(runs.last(i)))
@@ -250,18 +279,9 @@ def auto(
         "max_grad_norm": None,
     }
     outcome = AutoResult(config, suggestions, pool, estimate.updates + runs.updates, estimate.updates, weak=weak)
-    if train_final:
-        record = train(
-            task,
-            optimizer=config["optimizer"],
-            schedule=schedule,
-            steps=total,
-            batch_size=batch_size,
-            seed=seed,
-            out_dir=None if out is None else Path(out) / "final",
-            overwrite=True,
-        )
-        outcome.final = {"status": record.status, "metrics": record.final_metrics, "seconds": record.seconds}
+    if final is not None:
+        final["run_dir"] = final["run_dir"] if out is not None else None
+        outcome.final = final
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         evidence = {"suggestions": suggestions, "candidates": pool, "updates": outcome.updates, "weak": weak}
