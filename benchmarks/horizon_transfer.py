@@ -18,6 +18,10 @@ over all cells and within each recipe (its best LR); and the same regret for the
 study's quick preset with ``--target-steps`` and reports its recommendation's loss at the target against the
 best cell there.
 
+Every run also records its validation loss ``--evals`` times along its schedule (from the first horizons of
+the benchmark's first version on, only at the end), so that rankings in the middle of a long schedule (what
+successive halving sees) can be compared with its end.
+
 Resumable: every cell is a run directory under ``--out`` with checkpoints; a second invocation with the same
 arguments continues where the first stopped (a killed process loses at most ``--checkpoint-every`` updates),
 and ``--report`` only prints the tables from what is there. Results go to ``OUT/WORKLOAD/results.json``.
@@ -79,7 +83,7 @@ def cell_config(recipe_name: str, lr: float, horizon: int, batch: int, seed: int
     }
 
 
-def run_cell(task: Any, run_dir: Path, config: dict[str, Any], device: str, every: int) -> dict[str, Any]:
+def run_cell(task: Any, run_dir: Path, config: dict[str, Any], device: str, every: int, evals: int) -> dict[str, Any]:
     """Train (or continue, or just read) one cell; its outcome."""
     outcome = run_dir / "run.json"
     if outcome.is_file():
@@ -87,9 +91,11 @@ def run_cell(task: Any, run_dir: Path, config: dict[str, Any], device: str, ever
         if done["status"] in ("completed", "diverged"):
             return done
     resume = any((run_dir / "checkpoints").glob("step-*.pt"))
+    horizon = config["steps"]
     record = lrtune.train(
         task,
         **config,
+        eval_at=sorted({max(1, round(horizon * k / evals)) for k in range(1, evals + 1)}),
         out_dir=run_dir,
         checkpoint_every=every,
         resume=resume,
@@ -156,6 +162,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument(
+        "--evals", type=int, default=16, help="validation losses per run (mid-schedule rankings are read from them)"
+    )
     parser.add_argument("--report", action="store_true", help="only analyse the cells already there")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -183,7 +192,7 @@ def main() -> None:
                 outcomes[(recipe, k, t, seed)] = json.loads((run_dir / "run.json").read_text())
             continue
         config = cell_config(recipe, lr, t, batch, seed)
-        outcome = run_cell(task, run_dir, config, args.device, min(args.checkpoint_every, t))
+        outcome = run_cell(task, run_dir, config, args.device, min(args.checkpoint_every, t), args.evals)
         outcomes[(recipe, k, t, seed)] = outcome
         logger.info(
             "[%d/%d] %s lr %.3g T %d seed %d: %s valid loss %.4f %s (%.0f s so far)",
