@@ -99,8 +99,8 @@ def test_summary_and_recommendation(study_dir: Path) -> None:
         assert r["steps_to_target"] == (hits[0] if hits else None)
     config = json.loads((study_dir / "recommended.json").read_text())
     assert config["optimizer"]["lr"] == rec["lr"] and config["workload_options"]["max_train_pairs"] == 2000
-    table = _plain_summary(summary, LABELS)
-    assert str(table.caption).startswith("recommendation: " + LABELS[rec["recipe"]])
+    (table,) = _plain_summary(summary, LABELS).renderables
+    assert str(table.caption).startswith(f"recommendation for {rec['for_steps']} updates: " + LABELS[rec["recipe"]])
     assert [str(c) for c in table.columns[0].cells] == [LABELS[r] for r in summary["ranking"]]
 
 
@@ -127,7 +127,8 @@ def test_report_opens_in_headless_chromium(study_dir: Path, tmp_path: Path) -> N
 def test_presets_are_what_the_study_claims() -> None:
     quick = study_space(PRESETS["quick"])
     assert quick["optimizer"] == ["sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf"]
-    assert len(quick["lr"]) == 3 and quick["seed"] == [0, 1] and grid_size(quick) == 36
+    assert len(quick["lr"]) == 3 and quick["seed"] == [0] and grid_size(quick) == 18
+    assert PRESETS["quick"].horizon == 800 and PRESETS["quick"].has_final and PRESETS["quick"].finalists == 3
     standard = study_space(PRESETS["standard"])
     assert standard["beta2"] == [0.98, 0.999] and len(standard["total_steps"]) == 2 and len(standard["lr"]) == 5
     with pytest.raises(ValueError, match="preset must be one of"):
@@ -141,6 +142,8 @@ def test_presets_are_what_the_study_claims() -> None:
         ({"steps": (1,)}, r"steps must be integers >= 2, got \(1,\)"),
         ({"evals": 0}, "batch_tokens and evals must be >= 1"),
         ({"warmup_steps": (5, 20)}, r"warmup_steps \(5, 20\) must be shorter than the runs \(12,\)"),
+        ({"target_steps": 5}, "target_steps must be an integer >= the longest steps 12, got 5"),
+        ({"finalists": 0}, "finalists must be an integer >= 1, got 0"),
     ]:
         with pytest.raises(ValueError, match=pattern):
             Preset(**{**dataclasses.asdict(SMOKE), **change})
@@ -260,7 +263,7 @@ def test_study_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: 
     assert main(["study", *options, "--out", str(tmp_path)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert f"recommendation: {LABELS[summary['recommendation']['recipe']]}" in out
+    assert f"recommendation for 8 updates: {LABELS[summary['recommendation']['recipe']]}" in out
     assert "report:" in out and (tmp_path / "report.html").is_file()
     assert main(["study", *options, "--out", str(tmp_path)]) == 0  # complete: re-read, nothing trained
     study = optuna.load_study(study_name="study-quick", storage=f"sqlite:///{tmp_path / 'lrtune.db'}")
@@ -301,3 +304,24 @@ def test_spearman_equals_scipy() -> None:
         b = [rng.random() for _ in range(n)]
         expected = spearmanr([x if math.isfinite(x) else 1e300 for x in a], b).statistic
         assert spearman(a, b) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_path: Path) -> None:
+    """Screening at 20 updates, the recommendation for 80: the best 2 screened settings are trained for 80 (their
+    whole schedule stretched), the recommendation is the best of them there, and transfer is reported."""
+    preset = Preset(("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0, 1), (20,), 64, 2, None, diagnostics=False, finalists=2)
+    summary = run_study("digits", preset=preset, out=tmp_path, target_steps=80)
+    screening = [s for s in summary["settings"] if s["steps"] == 20]
+    final = [s for s in summary["settings"] if s["steps"] == 80]
+    assert len(screening) == 6 and len(final) == 2 and all(s["seeds"] == 1 for s in final)
+    ranked = sorted(screening, key=lambda s: s["mean_valid_loss"])
+    assert {s["cell"] for s in final} == {s["cell"] for s in ranked[:2]}  # the two best of the screening
+    rec = summary["recommendation"]
+    assert rec["for_steps"] == 80 and rec["config"]["steps"] == 80
+    assert rec["config"]["schedule"]["total_steps"] == 80
+    assert rec["mean_valid_loss"] == min(s["mean_valid_loss"] for s in final)
+    assert summary["transfer"]["pairs"][0]["cells"] == 2 and summary["missing"] == []
+    assert set(summary["by_horizon"]) == {"20", "80"} and len(summary["by_horizon"]["20"]["ranking"]) == 2
+    assert (tmp_path / "final" / "trials.csv").is_file() and (tmp_path / "recommended.json").is_file()
+    again = run_study("digits", preset=preset, out=tmp_path, target_steps=80)  # complete: only re-read
+    assert again["recommendation"] == rec and again["compute"] == summary["compute"]

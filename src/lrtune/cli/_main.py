@@ -188,7 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--preset", default="quick", choices=["quick", "standard", "paper"])
     study.add_argument("--storage", default=None, help="an Optuna storage URL (default sqlite:///OUT/lrtune.db)")
-    study.add_argument("--seeds", type=int, default=None, help="seeds per setting (default: the preset's, 2)")
+    study.add_argument("--seeds", type=int, default=None, help="seeds per setting (default: the preset's)")
+    study.add_argument(
+        "--target-steps",
+        type=int,
+        default=None,
+        help="the number of updates you will train for: the recommendation is for that many (default: the "
+        "preset's; longer than its runs, its best settings are trained that long)",
+    )
     study.add_argument(
         "--batch-size",
         type=int,
@@ -285,7 +292,7 @@ def _study_command(args: argparse.Namespace) -> int:
 
     from ..study import run_study, study_space
     from ..study._report import LABELS
-    from ..study._study import _remaining, grid_size, resolve_preset
+    from ..study._study import _remaining, grid_size, resolve_preset, with_target
     from ..tune._samplers import make_sampler
     from ._train import _workload_options
 
@@ -294,18 +301,26 @@ def _study_command(args: argparse.Namespace) -> int:
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"))
     total = 0
+    done_in: dict[str, int] = {}
     try:
         options = _workload_options(args.workload_option, args.workload)
         name, preset = resolve_preset(args.preset, args.seeds)
+        preset = with_target(preset, args.target_steps)
         space = study_space(preset)
-        total = grid_size(space)
+        screening = grid_size(space)
+        total = screening + (preset.finalists if preset.has_final else 0)
         grid = make_sampler("grid", 0, space)
+        done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
-            done = total - _remaining(args.storage, args.out, f"study-{name}", space)  # a resumed study resumes
-            task = progress.add_task(f"study {args.preset} on {args.workload}", total=total, completed=done, info="")
+            what = f"study {args.preset} on {args.workload}, for {preset.horizon} updates"
+            task = progress.add_task(what, total=total, completed=sum(done_in.values()), info="")
 
             def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                progress.update(task, completed=total - grid.remaining(study), info=_best_so_far(study))
+                if study.study_name == f"study-{name}":
+                    done_in[study.study_name] = screening - grid.remaining(study)
+                else:  # the finalists, trained to the target
+                    done_in[study.study_name] = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+                progress.update(task, completed=sum(done_in.values()), info=_best_so_far(study))
 
             summary = run_study(
                 args.workload,
@@ -313,6 +328,7 @@ def _study_command(args: argparse.Namespace) -> int:
                 out=args.out,
                 storage=args.storage,
                 seeds=args.seeds,
+                target_steps=args.target_steps,
                 batch_size=args.batch_size,
                 workload_options=options,
                 callbacks=[advance],
@@ -321,10 +337,10 @@ def _study_command(args: argparse.Namespace) -> int:
         console.print(f"[red]lrtune study:[/red] {e}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        left = _remaining(args.storage, args.out, f"study-{name}", space) if total else None
+        left = total - sum(done_in.values()) if total else None
         console.print(
-            f"[red]lrtune study:[/red] interrupted with {left} of {total} grid points left; nothing finished is lost: "
-            "run the same command again to continue",
+            f"[red]lrtune study:[/red] interrupted with {left} of {total} runs left; nothing finished is lost: run the "
+            "same command again to continue",
             soft_wrap=True,
         )
         return 130
@@ -340,31 +356,44 @@ def _study_command(args: argparse.Namespace) -> int:
 
 
 def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
-    """The study's outcome as a table (recipes, best first) with the recommendation as its caption."""
+    """The study's outcome: a table per horizon (recipes, best first; the screening, then the finalists trained
+    to the target) with the recommendation as the last one's caption."""
+    from rich.console import Group
     from rich.table import Table
 
     rec = summary.get("recommendation")
     if not rec:
         return "no recommendation: no setting finished with a finite validation loss"
-    table = Table(
-        title=f"{len(summary['runs'])} runs, {summary['compute']['updates']} updates, "
-        f"{summary['compute']['seconds']:.0f} s of training, {summary['diverged_runs']} diverged",
-        caption=f"recommendation: {labels.get(rec['recipe'], rec['recipe'])}, peak LR {rec['lr']:.3g}, warm-up "
-        f"{rec['warmup_steps']} updates, {rec['schedule']['name']} (valid loss {rec['mean_valid_loss']:.4f})",
-    )
-    for column in ("recipe", "best LR", "valid loss (seeds' mean)", "LRs within 2 %", "reach target", "diverged"):
-        table.add_column(column, justify="left" if column == "recipe" else "right")
-    for recipe in summary["ranking"]:
-        info = summary["recipes"][recipe]
-        table.add_row(
-            labels.get(recipe, recipe),
-            f"{info['best_lr']:.3g}" if info["best_lr"] is not None else "-",
-            f"{info['best_mean_valid_loss']:.4f}",
-            str(len(info["lrs_near_best"])),
-            f"{info['runs_reaching_target']}/{info['runs']}",
-            f"{info['diverged_runs']}/{info['runs']}",
+    tables = []
+    horizons = sorted(summary.get("by_horizon", {}), key=int)
+    for h in horizons:
+        part = summary["by_horizon"][h]
+        runs = [r for r in summary["runs"] if r["steps"] == int(h)]
+        last = h == horizons[-1]
+        table = Table(
+            title=f"{len(runs)} runs of {h} updates, {sum(r['updates'] for r in runs)} updates, "
+            f"{sum(r['seconds'] for r in runs):.0f} s of training, {sum(r['status'] == 'diverged' for r in runs)} "
+            "diverged" + ("" if last else " (screening)"),
+            caption=f"recommendation for {rec['for_steps']} updates: {labels.get(rec['recipe'], rec['recipe'])}, "
+            f"peak LR {rec['lr']:.3g}, warm-up {rec['warmup_steps']} updates, {rec['schedule']['name']} (valid loss "
+            f"{rec['mean_valid_loss']:.4f})"
+            if last
+            else None,
         )
-    return table
+        for column in ("recipe", "best LR", "valid loss (seeds' mean)", "LRs within 2 %", "reach target", "diverged"):
+            table.add_column(column, justify="left" if column == "recipe" else "right")
+        for recipe in part["ranking"]:
+            info = part["recipes"][recipe]
+            table.add_row(
+                labels.get(recipe, recipe),
+                f"{info['best_lr']:.3g}" if info["best_lr"] is not None else "-",
+                f"{info['best_mean_valid_loss']:.4f}",
+                str(len(info["lrs_near_best"])),
+                f"{info['runs_reaching_target']}/{info['runs']}",
+                f"{info['diverged_runs']}/{info['runs']}",
+            )
+        tables.append(table)
+    return Group(*tables)
 
 
 def _best_so_far(study: Any) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 from .._validate import check_steps
 from ..diagnostics import load_run
 from ..tune import RECIPES, run_sweep
-from ..tune._samplers import grid_points, make_sampler
+from ..tune._samplers import make_sampler
 from ..tune._space import lr_centre
 from ..tune._storage import default_storage
 from ..workloads import Translation, Workload, batch_size_for, resolve_workload, workload_reference
@@ -57,7 +57,14 @@ ROBUST_FACTOR = TARGET_FACTOR  # an LR is "near the best" when its mean final va
 class Preset:
     """What a study runs: recipes × LR grid (factors of each recipe's centre) × seeds (× warm-ups, total updates
     and β2 when given), ``batch_tokens`` per update, ``evals`` validation evaluations per run, BLEU on
-    ``bleu_pairs`` test sentences at the end of each run."""
+    ``bleu_pairs`` test sentences at the end of each run.
+
+    ``target_steps``: the number of updates the recommendation is for (the user's training length; default the
+    longest ``steps``). When it is longer than every screening run, the ``finalists`` best settings of the
+    screening (mean over seeds at its longest horizon) are trained again with their whole schedule stretched to
+    ``target_steps`` (first seed), and the best of them at the target is the recommendation: short-horizon bias
+    can reorder settings (a peak LR ahead after 100 updates may stall by 800, or the reverse), so the answer is
+    measured at the horizon it is for."""
 
     recipes: tuple[str, ...]
     lr_factors: tuple[float, ...]
@@ -69,6 +76,8 @@ class Preset:
     warmup_steps: tuple[int, ...] | None = None
     beta2: tuple[float, ...] | None = None
     diagnostics: bool = True
+    target_steps: int | None = None
+    finalists: int = 3
 
     def __post_init__(self) -> None:
         if not self.recipes or set(self.recipes) - set(RECIPES):
@@ -83,13 +92,32 @@ class Preset:
             raise ValueError(f"batch_tokens and evals must be >= 1, got {self.batch_tokens!r}, {self.evals!r}")
         if self.warmup_steps is not None and max(self.warmup_steps) >= min(self.steps):
             raise ValueError(f"warmup_steps {self.warmup_steps!r} must be shorter than the runs {self.steps!r}")
+        if self.target_steps is not None and (
+            not isinstance(self.target_steps, int) or self.target_steps < max(self.steps)
+        ):
+            raise ValueError(
+                f"target_steps must be an integer >= the longest steps {max(self.steps)}, got {self.target_steps!r}"
+            )
+        if not isinstance(self.finalists, int) or self.finalists < 1:
+            raise ValueError(f"finalists must be an integer >= 1, got {self.finalists!r}")
+
+    @property
+    def horizon(self) -> int:
+        """The number of updates the study's recommendation is for."""
+        return self.target_steps if self.target_steps is not None else max(self.steps)
+
+    @property
+    def has_final(self) -> bool:
+        """Whether the study trains finalists to a target beyond its screening runs."""
+        return self.target_steps is not None and self.target_steps > max(self.steps)
 
 
 ALL = ("sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf")
 HALF_DECADES = tuple(10 ** (k / 2) for k in range(-2, 3))
 PRESETS: dict[str, Preset] = {
-    # ≤ 10 minutes on 2 CPU cores: 6 recipes × 3 LRs (half a decade apart) × 2 seeds, 100 updates each
-    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0, 1), (100,), 800, 4, 50),
+    # ≤ 10 minutes on 2 CPU cores: 6 recipes × 3 LRs (half a decade apart), 100 updates each, then the best 3
+    # trained for 800 updates: the recommendation is for 800 updates
+    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0,), (100,), 800, 4, 50, target_steps=800, finalists=3),
     # the full comparison: 5 LRs over two decades, warm-up length, run length and RAdam's β2 as axes
     "standard": Preset(ALL, HALF_DECADES, (0, 1), (400, 800), 1000, 8, 200, (20, 40, 80), (0.98, 0.999)),
     # the paper's scale on this workload (hours on CPUs; spread it over workers with a shared storage)
@@ -160,6 +188,13 @@ def resolve_preset(preset: str | Preset, seeds: int | None = None) -> tuple[str,
     return (preset if isinstance(preset, str) else "custom"), chosen
 
 
+def with_target(preset: Preset, target_steps: int | None) -> Preset:
+    """``preset`` whose recommendation is for ``target_steps`` updates (None: the preset's own)."""
+    if target_steps is None:
+        return preset
+    return Preset(**{**asdict(preset), "target_steps": target_steps})
+
+
 def _json_safe(value: Any) -> Any:
     """``value`` with every non-finite float replaced by None: strict JSON (``Infinity`` is not JSON, and
     JavaScript's ``JSON.parse`` rejects it). In summary.json, null marks a diverged run's loss, a mean over seeds
@@ -180,6 +215,7 @@ def run_study(
     out: str | os.PathLike[str] = "study",
     storage: str | None = None,
     seeds: int | None = None,
+    target_steps: int | None = None,
     batch_size: int | None = None,
     workload_options: dict[str, Any] | None = None,
     callbacks: list[Any] | None = None,
@@ -188,10 +224,13 @@ def run_study(
     """Run (or continue) the study and write ``OUT/summary.json`` and ``OUT/report.html``; returns the summary
     (where a diverged run's loss is ``math.inf``; summary.json, strict JSON, has null there).
 
-    ``seeds`` overrides the preset's number of seeds. ``workload_options`` go to the workload (translation's
-    ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial callbacks (e.g. a progress bar).
+    ``seeds`` overrides the preset's number of seeds, ``target_steps`` the number of updates the recommendation
+    is for (see :class:`Preset`: longer than the screening runs, the best ``finalists`` are trained that long,
+    under ``OUT/final``). ``workload_options`` go to the workload (translation's ``bleu_pairs`` defaults to the
+    preset's). ``callbacks`` are Optuna trial callbacks (e.g. a progress bar).
     """
     name, chosen = resolve_preset(preset, seeds)
+    chosen = with_target(chosen, target_steps)
     options = dict(workload_options or {})
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
@@ -200,24 +239,47 @@ def run_study(
     batch = study_batch_size(task, chosen, batch_size)
     space = study_space(chosen)
     out_dir = Path(out)
+    url = storage or default_storage(out_dir)
+    common: dict[str, Any] = {
+        "sampler": "grid",
+        "pruner": "none",
+        "storage": url,
+        "batch_size": batch,
+        "evals_per_trial": chosen.evals,
+        "callbacks": callbacks,
+        "lr_centres": {r: LR_CENTRES.get(r, 1e-3) for r in chosen.recipes},
+        "run_dirs": True,
+    }
     study = run_sweep(
         task,
         space,
         trials=None,  # every grid point not yet completed
         out=out_dir,
-        sampler="grid",
-        pruner="none",
-        storage=storage,
         study=f"study-{name}",
         steps=chosen.steps[0],
-        batch_size=batch,
-        evals_per_trial=chosen.evals,
-        callbacks=callbacks,
-        lr_centres={r: LR_CENTRES.get(r, 1e-3) for r in chosen.recipes},
-        run_dirs=True,
         diagnostics_for=_diagnose(chosen),
+        **common,
     )
-    summary = analyse(study, out_dir, space=space)
+    sources: list[Source] = [(study, out_dir, space, None)]
+    if chosen.has_final:
+        screened = analyse(study, out_dir, space=space)
+        if screened["missing"]:
+            raise ValueError(f"{len(screened['missing'])} screening runs are missing: run the study again")
+        points = finalists(screened, chosen)
+        final_preset = Preset(**{**asdict(chosen), "steps": (chosen.horizon,), "seeds": chosen.seeds[:1]})
+        final_space = study_space(final_preset)
+        final = run_sweep(
+            task,
+            final_space,
+            trials=None,
+            out=out_dir / "final",
+            study=f"study-{name}-final-{chosen.horizon}",
+            steps=chosen.horizon,
+            grid=points,
+            **common,
+        )
+        sources.append((final, out_dir / "final", final_space, points))
+    summary = analyse_runs(sources, out_dir)
     summary |= {
         "workload": reference,
         "workload_options": options,
@@ -237,6 +299,17 @@ def run_study(
 
         write_study_report(summary, out_dir)
     return summary
+
+
+def finalists(screened: dict[str, Any], preset: Preset) -> list[dict[str, Any]]:
+    """The grid points (Optuna parameters, first seed) of the ``preset.finalists`` best settings of a screening:
+    lowest mean final validation loss over seeds at its longest horizon, diverged settings last."""
+    horizon = max(s["steps"] for s in screened["settings"])
+    ranked = sorted(
+        (s for s in screened["settings"] if s["steps"] == horizon),
+        key=lambda s: (not math.isfinite(s["mean_valid_loss"]), s["mean_valid_loss"], s["cell"]),
+    )
+    return [{**json.loads(s["cell"]), "seed": preset.seeds[0]} for s in ranked[: preset.finalists]]
 
 
 def study_batch_size(task: Any, preset: Preset, batch_size: int | None = None) -> int:
@@ -264,6 +337,45 @@ def _remaining(storage: str | None, out_dir: Path, name: str, space: dict[str, A
     return int(make_sampler("grid", 0, space).remaining(study))
 
 
+def _table(settings: list[dict[str, Any]], runs: list[dict[str, Any]], horizon: int) -> dict[str, Any] | None:
+    """Per recipe at one horizon: its best setting (mean over seeds), the LRs within 2 % of the best, the runs
+    reaching the target (1.02 × the best mean) and how soon; None when nothing at that horizon is finite. Sets each
+    run's ``steps_to_target`` and ``seconds_to_target`` at its own horizon."""
+    at = [s for s in settings if s["steps"] == horizon]
+    finite = [s for s in at if math.isfinite(s["mean_valid_loss"])]
+    if not finite:
+        return None
+    best = min(finite, key=lambda s: s["mean_valid_loss"])
+    target = TARGET_FACTOR * best["mean_valid_loss"]
+    mine_runs = [r for r in runs if r["steps"] == horizon]
+    for run in mine_runs:
+        hit = next((e for e in run["evals"] if e["valid_loss"] is not None and e["valid_loss"] <= target), None)
+        run["steps_to_target"] = hit["step"] if hit else None
+        fraction = hit["step"] / run["steps"] if hit else None
+        run["seconds_to_target"] = fraction * run["seconds"] if fraction is not None else None
+    recipes: dict[str, Any] = {}
+    for recipe in dict.fromkeys(s["recipe"] for s in at):
+        mine = [s for s in at if s["recipe"] == recipe]
+        good = [s for s in mine if s["mean_valid_loss"] <= ROBUST_FACTOR * best["mean_valid_loss"]]
+        top = min(mine, key=lambda s: s["mean_valid_loss"])
+        reach = [r["steps_to_target"] for r in mine_runs if r["recipe"] == recipe and r["steps_to_target"] is not None]
+        recipes[recipe] = {
+            "best_lr": top["lr"] if math.isfinite(top["mean_valid_loss"]) else None,
+            "best_mean_valid_loss": top["mean_valid_loss"],
+            "best_spread": [top["min_valid_loss"], top["max_valid_loss"]],
+            "best_mean_bleu": top["mean_bleu"],
+            "lrs_near_best": sorted({s["lr"] for s in good}),
+            "lr_width_decades": math.log10(max(s["lr"] for s in good) / min(s["lr"] for s in good)) if good else None,
+            "diverged_runs": sum(s["diverged"] for s in mine),
+            "runs": sum(s["seeds"] for s in mine),
+            "cell": top["cell"],
+            "runs_reaching_target": len(reach),
+            "median_steps_to_target": statistics.median(reach) if reach else None,
+        }
+    ranked = sorted(recipes, key=lambda r: recipes[r]["best_mean_valid_loss"])
+    return {"best": best, "target": target, "recipes": recipes, "ranking": ranked}
+
+
 def _transfer(settings: list[dict[str, Any]]) -> dict[str, Any] | None:
     """With runs at several horizons: between every pair of them, over the settings run at both, the rank
     correlation, top-1 agreement and regret (see :mod:`lrtune.study._transfer`); ``stable`` when the pick at every
@@ -285,33 +397,37 @@ def _transfer(settings: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"horizons": horizons, "pairs": pairs, "stable": stable}
 
 
-def _missing(study: Any, space: dict[str, Any]) -> list[dict[str, Any]]:
-    """The grid points without a completed (or pruned) trial."""
-    taken = make_sampler("grid", 0, space).taken(study)
-    return [p for i, p in enumerate(grid_points(space)) if taken.get(i) not in ("COMPLETE", "PRUNED")]
+def _missing(study: Any, space: dict[str, Any], points: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The grid points (of the space, or the given ones) without a completed (or pruned) trial."""
+    grid = make_sampler("grid", 0, space, points)
+    taken = grid.taken(study)
+    return [p for i, p in enumerate(grid.points) if taken.get(i) not in ("COMPLETE", "PRUNED")]
 
 
 def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The study's numbers: runs, per recipe and setting the seeds' mean and spread, target, robustness,
-    divergences, compute and the recommendation (plain data, JSON-ready); with the study's grid ``space``, the
-    grid points that have no completed run yet (``missing``)."""
+#: A study to analyse: the Optuna study, its output folder, its grid space and the subset of its grid it runs.
+Source = tuple[Any, Path, dict[str, Any] | None, list[dict[str, Any]] | None]
+
+
+def _runs(study: Any, root: Path, out_dir: Path) -> list[dict[str, Any]]:
+    """The finished runs of one study (duplicates and twins left out)."""
     runs = []
     for t in study.trials:
         skipped = "duplicate_of" in t.user_attrs or "twin_of" in t.user_attrs
         if t.state.name not in ("COMPLETE", "PRUNED") or skipped:
             continue
         config = t.user_attrs["config"]
-        run_dir = out_dir / "trials" / str(t.number)
+        run_dir = root / "trials" / str(t.number)
         files = load_run(run_dir, diagnostics=False) if (run_dir / "config.json").is_file() else None
         outcome = files["run"] if files else {}
         metrics = t.user_attrs.get("final_metrics") or {}
         runs.append(
             {
                 "trial": t.number,
+                "study": study.study_name,
                 "recipe": config["recipe"],
                 "lr": config["optimizer"]["lr"],
                 "beta2": (config["optimizer"].get("betas") or [None, None])[1],
@@ -332,6 +448,25 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
                 ),
             }
         )
+    return runs
+
+
+def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The numbers of one study (see :func:`analyse_runs`)."""
+    return analyse_runs([(study, out_dir, space, None)], out_dir)
+
+
+def analyse_runs(sources: list[Source], out_dir: Path) -> dict[str, Any]:
+    """The study's numbers, from its studies (the screening and, with a target beyond it, the finalists'):
+    runs, per recipe and setting the seeds' mean and spread, target, robustness, divergences, compute, the
+    transfer between horizons and the recommendation for the longest (plain data, JSON-ready); with each study's
+    grid (``space``, and its ``points`` when a subset), the grid points that have no completed run yet."""
+    runs: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
+    for study, root, space, points in sources:
+        runs += _runs(study, root, out_dir)
+        if space is not None:
+            missing += _missing(study, space, points)
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault((run["cell"], run["steps"]), []).append(run)
@@ -362,49 +497,24 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
     horizon = max((s["steps"] for s in settings), default=None)  # the recommendation is for the longest runs
     summary: dict[str, Any] = {
         "runs": runs,
-        "missing": _missing(study, space) if space is not None else [],
+        "missing": missing,
         "settings": settings,
         "horizon": horizon,
         "transfer": _transfer(settings),
         "compute": {"updates": sum(r["updates"] for r in runs), "seconds": sum(r["seconds"] for r in runs)},
         "diverged_runs": sum(r["status"] == "diverged" for r in runs),
     }
-    finite_settings = [s for s in settings if math.isfinite(s["mean_valid_loss"]) and s["steps"] == horizon]
-    if not finite_settings:
+    tables = {h: _table(settings, runs, h) for h in sorted({s["steps"] for s in settings})}
+    summary["by_horizon"] = {
+        str(h): {"target_valid_loss": t["target"], "recipes": t["recipes"], "ranking": t["ranking"]}
+        for h, t in tables.items()
+        if t is not None
+    }
+    main = tables.get(horizon) if horizon is not None else None
+    if main is None:
         summary["recommendation"] = None
         return summary
-    best = min(finite_settings, key=lambda s: s["mean_valid_loss"])
-    target = TARGET_FACTOR * best["mean_valid_loss"]
-    for run in runs:
-        hit = next((e for e in run["evals"] if e["valid_loss"] <= target), None)
-        run["steps_to_target"] = hit["step"] if hit else None
-        fraction = hit["step"] / run["steps"] if hit else None
-        run["seconds_to_target"] = fraction * run["seconds"] if fraction is not None else None
-    recipes: dict[str, Any] = {}
-    at_horizon = [s for s in settings if s["steps"] == horizon]
-    for recipe in dict.fromkeys(s["recipe"] for s in at_horizon):
-        mine = [s for s in at_horizon if s["recipe"] == recipe]
-        good = [s for s in mine if s["mean_valid_loss"] <= ROBUST_FACTOR * best["mean_valid_loss"]]
-        top = min(mine, key=lambda s: s["mean_valid_loss"])
-        reach = [
-            r["steps_to_target"]
-            for r in runs
-            if r["recipe"] == recipe and r["steps"] == horizon and r["steps_to_target"] is not None
-        ]
-        recipes[recipe] = {
-            "best_lr": top["lr"] if math.isfinite(top["mean_valid_loss"]) else None,
-            "best_mean_valid_loss": top["mean_valid_loss"],
-            "best_spread": [top["min_valid_loss"], top["max_valid_loss"]],
-            "best_mean_bleu": top["mean_bleu"],
-            "lrs_near_best": sorted({s["lr"] for s in good}),
-            "lr_width_decades": math.log10(max(s["lr"] for s in good) / min(s["lr"] for s in good)) if good else None,
-            "diverged_runs": sum(s["diverged"] for s in mine),
-            "runs": sum(s["seeds"] for s in mine),
-            "cell": top["cell"],
-            "runs_reaching_target": len(reach),
-            "median_steps_to_target": statistics.median(reach) if reach else None,
-        }
-    ranked = sorted(recipes, key=lambda r: recipes[r]["best_mean_valid_loss"])
+    best, target, recipes, ranked = main["best"], main["target"], main["recipes"], main["ranking"]
     winner = min((r for r in runs if r["trial"] in best["trials"]), key=lambda r: r["valid_loss"])
     config = {k: v for k, v in winner["config"].items() if k != "recipe"}
     summary |= {
@@ -429,8 +539,8 @@ def analyse(study: Any, out_dir: Path, *, space: dict[str, Any] | None = None) -
             # the runner-up's best mean lies beyond the winner's worst seed: the ranking is not within the noise
             "clear": len(ranked) < 2 or recipes[ranked[1]]["best_mean_valid_loss"] > best["max_valid_loss"],
             "config": {
-                "workload": study.user_attrs.get("workload"),
-                "workload_options": study.user_attrs.get("workload_options", {}),
+                "workload": sources[0][0].user_attrs.get("workload"),
+                "workload_options": sources[0][0].user_attrs.get("workload_options", {}),
                 **config,
                 "eval_every": None,
             },

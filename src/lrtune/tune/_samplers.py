@@ -77,11 +77,18 @@ class _PerTrial:
 
 
 class _Grid:
-    """Every point of a grid of listed values, each completed once; a failed trial's point is run again."""
+    """Every point of a grid of listed values (or of a given subset of them), each completed once; a failed
+    trial's point is run again."""
 
-    def __init__(self, space: dict[str, list[Any]], seed: int) -> None:
+    def __init__(self, space: dict[str, list[Any]], seed: int, points: list[dict[str, Any]] | None = None) -> None:
         self.space, self.seed = space, seed
-        self.points = grid_points(space)
+        everything = grid_points(space)
+        if points is not None:
+            keys = {json.dumps(p, sort_keys=True) for p in everything}
+            outside = [p for p in points if json.dumps(p, sort_keys=True) not in keys]
+            if outside:
+                raise ValueError(f"grid points {outside[:2]} are not points of the space {space}")
+        self.points = everything if points is None else [dict(p) for p in points]
         self._keys = [json.dumps(p, sort_keys=True) for p in self.points]
         self._index = {k: i for i, k in enumerate(self._keys)}
         self._chosen: dict[int, int] = {}  # trial id -> point
@@ -152,15 +159,18 @@ class _Grid:
         return len(self.points) - len(done)
 
 
-def make_sampler(name: str, seed: int, space: dict[str, Any]) -> Any:
-    """The sweep's sampler: per-trial seeds for TPE and random sampling, lrtune's grid, Optuna's QMC (whose
-    sequence index lives in the study, so continued sweeps and other workers continue the sequence)."""
+def make_sampler(name: str, seed: int, space: dict[str, Any], points: list[dict[str, Any]] | None = None) -> Any:
+    """The sweep's sampler: per-trial seeds for TPE and random sampling, lrtune's grid (over every point of the
+    space, or the given ``points`` of it), Optuna's QMC (whose sequence index lives in the study, so continued
+    sweeps and other workers continue the sequence)."""
     samplers = optuna().samplers
     if name == "grid":  # every combination of the listed values; ranges have no grid
         ranges = sorted(k for k, v in space.items() if not isinstance(v, list))
         if ranges:
             raise ValueError(f"the grid sampler needs lists of values, not ranges: {', '.join(ranges)}")
-        return type("GridSampler", (_Grid, _base()), {})(space, seed)
+        return type("GridSampler", (_Grid, _base()), {})(space, seed, points)
+    if points is not None:
+        raise ValueError("grid points are for the grid sampler")
     if name == "tpe":
         return type("TPESampler", (_PerTrial, _base()), {})(lambda s: samplers.TPESampler(seed=s), seed)
     if name == "random":

@@ -84,6 +84,7 @@ def run_sweep(
     diagnostics_for: Callable[[dict[str, Any]], bool] | None = None,
     rungs: str = "continue",
     reduction_factor: int = 3,
+    grid: list[dict[str, Any]] | None = None,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
@@ -159,7 +160,7 @@ def run_sweep(
     check_results(out_dir, study, storage_obj, url)
     first_rung = _first_rung(checked, defaults["steps"], evals_per_trial)
     _log_pruning(pruner, first_rung, evals_per_trial, max_warmup_fraction(checked, defaults["steps"]))
-    chosen_sampler = make_sampler(sampler, seed, checked)
+    chosen_sampler = make_sampler(sampler, seed, checked, grid)
     the_study = optuna().create_study(
         study_name=study,
         storage=storage_obj,
@@ -256,12 +257,19 @@ def _queue_interrupted(study: Any) -> None:
 
 
 class _NoInterruptTracebacks(logging.Filter):
-    """Drops Optuna's "Trial N failed ... KeyboardInterrupt" warning and its traceback: an interruption is reported
-    in one line by the sweep."""
+    """Drops Optuna's "Trial N failed ... KeyboardInterrupt" warning with its traceback, and the "Trial N failed
+    with value None" that follows it: an interruption is reported in one line by the sweep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, KeyboardInterrupt) and "KeyboardInterrupt" not in record.getMessage()
+        if isinstance(error, KeyboardInterrupt) or "KeyboardInterrupt" in record.getMessage():
+            self.interrupted = True
+            return False
+        return not (self.interrupted and "failed with value None" in record.getMessage())
 
 
 @contextlib.contextmanager
