@@ -321,6 +321,10 @@ def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_pa
     assert rec["config"]["schedule"]["total_steps"] == 80
     assert rec["mean_valid_loss"] == min(s["mean_valid_loss"] for s in final)
     assert summary["transfer"]["pairs"][0]["cells"] == 2 and summary["missing"] == []
+    centres = summary["lr_centres"]  # not translation: each recipe's grid is centred on its own LR estimate
+    assert centres["source"] == "estimate_lr" and set(centres["lr"]) == {"adam", "sgd_clip"}
+    for s in screening:
+        assert any(math.isclose(s["lr"], centres["lr"][s["recipe"]] * f, rel_tol=1e-9) for f in (0.1, 1.0, 10.0))
     assert set(summary["by_horizon"]) == {"20", "80"} and len(summary["by_horizon"]["20"]["ranking"]) == 2
     assert (tmp_path / "final" / "trials.csv").is_file() and (tmp_path / "recommended.json").is_file()
     again = run_study("digits", preset=preset, out=tmp_path, target_steps=80)  # complete: only re-read

@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="steepest",
         default=None,
-        choices=["valley", "steepest", "minimum_over_10"],
-        help="centre each recipe's LR range on an LR range test's suggestion (default: steepest)",
+        choices=["estimate", "valley", "steepest", "minimum_over_10"],
+        help="centre each recipe's LR range on an LR range test's suggestion (default: steepest; estimate: the "
+        "median of repeated range tests, read robustly)",
     )
     sweep.add_argument("--out", type=Path, default=Path("sweep"))
     sweep.set_defaults(func=_sweep_command)

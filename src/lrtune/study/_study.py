@@ -156,17 +156,17 @@ def grid_size(space: dict[str, Any]) -> int:
 
 
 def _diagnose(preset: Preset) -> Callable[[dict[str, Any]], bool]:
-    """Diagnostics (the Figure-2 histograms) for Adam with and without warm-up and RAdam at the grid's middle LR,
-    first seed, first run length and β2."""
+    """Diagnostics (the Figure-2 histograms) for Adam with and without warm-up and RAdam at the middle LR of each
+    recipe's grid, first seed, first run length and β2."""
     centre = lr_centre({"lr": list(preset.lr_factors)})
-    middle = min(preset.lr_factors, key=lambda f: abs(math.log(f / centre))) / centre
+    middle = min(preset.lr_factors, key=lambda f: abs(math.log(f / centre)))
 
     def wanted(config: dict[str, Any]) -> bool:
         recipe = config["recipe"]
         return (
             preset.diagnostics
             and recipe in ("adam", "adam_warmup", "radam")
-            and math.isclose(config["optimizer"]["lr"], LR_CENTRES[recipe] * middle, rel_tol=1e-9)
+            and math.isclose(config["grid_lr"], middle, rel_tol=1e-9)
             and config.get("seed", 0) == preset.seeds[0]
             and config["steps"] == preset.steps[0]
             and config["optimizer"]["betas"][1] == (preset.beta2 or (0.98,))[0]
@@ -247,9 +247,14 @@ def run_study(
         "batch_size": batch,
         "evals_per_trial": chosen.evals,
         "callbacks": callbacks,
-        "lr_centres": {r: LR_CENTRES.get(r, 1e-3) for r in chosen.recipes},
         "run_dirs": True,
     }
+    # translation's grid is centred on LRs measured on it; any other workload's on its own LR range tests
+    centring: dict[str, Any] = (
+        {"lr_centres": {r: LR_CENTRES[r] for r in chosen.recipes}}
+        if isinstance(task, Translation)
+        else {"lr_from_range_test": "estimate"}
+    )
     study = run_sweep(
         task,
         space,
@@ -258,8 +263,10 @@ def run_study(
         study=f"study-{name}",
         steps=chosen.steps[0],
         diagnostics_for=_diagnose(chosen),
+        **centring,
         **common,
     )
+    centres = centring.get("lr_centres") or study.user_attrs["range_test"]["lr"]
     sources: list[Source] = [(study, out_dir, space, None)]
     if chosen.has_final:
         screened = analyse(study, out_dir, space=space)
@@ -276,6 +283,7 @@ def run_study(
             study=f"study-{name}-final-{chosen.horizon}",
             steps=chosen.horizon,
             grid=points,
+            lr_centres=centres,  # the screening's: its grid points are the finalists'
             **common,
         )
         sources.append((final, out_dir / "final", final_space, points))
@@ -284,6 +292,11 @@ def run_study(
         "workload": reference,
         "workload_options": options,
         "batch_size": batch,
+        # each recipe's LR grid is centred here: measured on translation, else the workload's own LR estimate
+        "lr_centres": {
+            "source": "lrtune.study.LR_CENTRES" if isinstance(task, Translation) else "estimate_lr",
+            "lr": centres,
+        },
         "preset": name,
         "preset_settings": asdict(chosen),
     }

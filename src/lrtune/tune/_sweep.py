@@ -39,7 +39,7 @@ from ..schedules import UntunedWarmup
 from ..workloads import Workload, batch_size_for, resolve_workload, workload_reference
 from ..workloads import workload_options as options_of
 from ._halving import Halving
-from ._range_test import lr_range_test
+from ._range_test import estimate_lr, lr_range_test
 from ._results import write_results
 from ._samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from ._space import RECIPES, fixed_params, load_space, lr_centre, setting
@@ -102,14 +102,16 @@ def run_sweep(
 
     ``enqueue``: settings to run first (names of :data:`~lrtune.tune.KNOWN_GOOD` settings or dicts, see
     :func:`~lrtune.tune.fixed_params`), each once per study however often the command runs.
-    ``lr_from_range_test`` (a suggestion's name: ``"valley"``, ``"steepest"`` or ``"minimum_over_10"``): before the
+    ``lr_from_range_test`` (``"estimate"``: :func:`~lrtune.tune.estimate_lr`'s robust estimate, or a suggestion's name:
+    ``"valley"``, ``"steepest"`` or ``"minimum_over_10"``): before the
     first trial, an LR range test of ``range_test_steps`` updates per distinct optimizer of the space's recipes,
     and each recipe's LRs are the space's LR range moved so that its geometric centre is that suggestion (the
     range's width is kept). The suggestions are stored in the study, so resumed and parallel workers use the same.
     ``lr_centres`` (recipe → LR) centres each recipe's LRs on a given LR instead (e.g. a per-family grid).
     Each trial records its training ``updates`` and ``train_seconds`` (the compute it used, pruned or not).
     With ``run_dirs``, trial N's run directory (config, per-update metrics, evaluations) is ``OUT/trials/N``;
-    ``diagnostics_for(config)`` true records diagnostics there too.
+    ``diagnostics_for(config)`` true records diagnostics there too (``config["grid_lr"]`` is the LR as the space
+    gives it, before centring).
 
     Each trial is evaluated ``evals_per_trial`` times, evaluation k at update round(k·T/evals) of its T updates
     (the last at the end), and the pruner compares trials at equal evaluation indices from the first one after
@@ -316,7 +318,7 @@ def _lr_factors(
 ) -> dict[str, float]:
     """Per recipe, the factor that moves the space's LR centre onto the range test's suggestion (stored in the
     study: computed by the first worker, read by the others and on resume)."""
-    names = ("valley", "steepest", "minimum_over_10")
+    names = ("estimate", "valley", "steepest", "minimum_over_10")
     if suggestion not in names:
         raise ValueError(f"lr_from_range_test must be one of {names}, got {suggestion!r}")
     stored = study.user_attrs.get("range_test")
@@ -338,10 +340,18 @@ def _lr_factors(
             key = json.dumps(spec, sort_keys=True)
             if key not in by_optimizer:
                 logger.info("LR range test for %s (%d updates)", spec, num_steps)
-                result = lr_range_test(
-                    task, optimizer=spec, num_steps=num_steps, batch_size=defaults["batch_size"], seed=seed
-                )
-                by_optimizer[key] = result.suggestions()[suggestion]
+                if suggestion == "estimate":  # repeated range tests, read robustly (see estimate_lr)
+                    found = estimate_lr(
+                        task, optimizer=spec, num_steps=num_steps, batch_size=defaults["batch_size"], seed=seed
+                    )
+                    for reason in found.weak:
+                        logger.warning("LR estimate for %s: weak evidence: %s", name, reason)
+                    by_optimizer[key] = found.lr
+                else:
+                    result = lr_range_test(
+                        task, optimizer=spec, num_steps=num_steps, batch_size=defaults["batch_size"], seed=seed
+                    )
+                    by_optimizer[key] = result.suggestions()[suggestion]
             lrs[name] = by_optimizer[key]
         stored = {"suggestion": suggestion, "lr": lrs, "seconds": time.perf_counter() - began}
         study.set_user_attr("range_test", stored)

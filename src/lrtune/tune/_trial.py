@@ -60,7 +60,13 @@ class Sweep:
         return self.out_dir / "trials" / str(number) if self.run_dirs else None
 
     def diagnose(self, config: dict[str, Any]) -> bool:
-        return bool(self.diagnostics_for is not None and self.diagnostics_for(config))
+        """Whether ``diagnostics_for`` wants diagnostics for this config (given with ``grid_lr``: its LR in the
+        space's own terms, before any centring factor)."""
+        if self.diagnostics_for is None:
+            return False
+        lr = config["optimizer"]["lr"]
+        grid_lr = lr / self.factors[config["recipe"]] if self.factors else lr
+        return bool(self.diagnostics_for({**config, "grid_lr": grid_lr}))
 
 
 def configure(sweep: Sweep, trial: Any) -> dict[str, Any] | float:
