@@ -176,19 +176,19 @@ def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.Captur
     assert config["optimizer"]["betas"] == [0.9, 0.98]  # untuned warm-up 2/(1-0.98) = 100, capped at half the run
     estimate = result.suggestions["estimate"]
     first = [c["lr"] for c in result.candidates[:3]]
-    assert first == pytest.approx([estimate * 10 ** (k / 4) for k in (-1, 0, 1)])
-    # every candidate to update 25 (20 + a quarter of the 20 updates after the warm-up); while the best is at an
-    # edge one more beyond it; then the better half (at least 2) on to update 30 (half-way after the warm-up)
+    assert first == pytest.approx([estimate * 10 ** (k / 4) for k in (0, 1, 2)])
+    # every candidate to update 30 (20 + half of the 20 updates after the warm-up); while the best is at an edge
+    # one more beyond it; then the better half (at least 2) on to update 35 (three quarters after the warm-up)
     at_first = {c["lr"]: c["valid_loss"][0] for c in result.candidates}
-    assert all(c["rungs"][0] == 25 for c in result.candidates)
+    assert all(c["rungs"][0] == 30 for c in result.candidates)
     best_first = min(at_first, key=at_first.get)  # type: ignore[arg-type]
     tried = sorted(at_first)
     assert tried[0] < best_first < tried[-1] or result.weak  # an edge winner is flagged as weak evidence
     survivors = [c for c in result.candidates if len(c["valid_loss"]) == 2]
     assert len(survivors) == max(2, math.ceil(len(result.candidates) / 2))
-    assert all(c["rungs"] == [25, 30] for c in survivors)
+    assert all(c["rungs"] == [30, 35] for c in survivors)
     assert config["optimizer"]["lr"] == min(survivors, key=lambda c: c["valid_loss"][-1])["lr"]
-    trained = 25 * len(result.candidates) + 5 * len(survivors)
+    trained = 30 * len(result.candidates) + 5 * len(survivors)
     assert result.range_test_updates <= 2 * 30 and result.updates == result.range_test_updates + trained
     saved = tmp_path / "a" / "auto.json"
     assert {k: v for k, v in json.loads(saved.read_text()).items() if k != "evidence"} == config
@@ -242,13 +242,13 @@ def test_auto_compares_candidates_only_after_the_warmup() -> None:
 
     # β2 = 0.98: a warm-up (explicit for Adam, RAdam's rectification) of 2/(1 − β2) = 100 updates
     assert _untuned_warmup(0.98, 300) == 100
-    assert _rungs(300, 100, 0.5, 3) == [150, 200]  # a quarter and half of the way after the warm-up
-    assert _rungs(300, 100, 0.5, 2) == [200]
+    assert _rungs(300, 100, 0.75, 3) == [200, 250]  # half and three quarters of the way after the warm-up
+    assert _rungs(300, 100, 0.75, 2) == [250]
     assert _untuned_warmup(0.999, 300) == 150  # capped at half the budget
-    assert _rungs(300, 150, 0.5, 3) == [188, 225]
+    assert _rungs(300, 150, 0.75, 3) == [225, 263]
     for total in range(4, 60):
         warmup = _untuned_warmup(0.98, total)
-        first, check = _rungs(total, warmup, 0.5, 3)
+        first, check = _rungs(total, warmup, 0.75, 3)
         assert warmup < first < check <= total
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..schedules import Schedule, from_spec
 from ._data import add_data_commands
-from ._train import add_train_commands, add_workload_option
+from ._train import UsageError, add_train_commands, add_workload_option, json_object
 
 __all__ = ["main"]
 
@@ -26,12 +26,9 @@ def _load_spec(text: str) -> dict[str, Any]:
     if not text.lstrip().startswith("{") and path.is_file():
         text = path.read_text()
     try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"lrtune schedule: SPEC is neither a JSON object nor a JSON file: {e}") from None
-    if not isinstance(spec, dict):
-        raise SystemExit(f"lrtune schedule: SPEC must be a JSON object, got {spec!r}")
-    return spec
+        return json_object(text, "SPEC")
+    except UsageError as e:
+        raise SystemExit(f"lrtune schedule: {e}") from None
 
 
 def key_points(schedule: Schedule, steps: int) -> list[tuple[str, int, float]]:
@@ -216,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--batch-size", type=int, default=None, help="default: the workload's batch hint, else 64")
     auto.add_argument("--optimizer", default="adam", choices=["adam", "radam"])
     auto.add_argument("--beta2", type=float, default=0.98)
-    auto.add_argument("--candidates", type=int, default=4, help="peak LRs compared by successive halving")
+    auto.add_argument("--candidates", type=int, default=3, help="peak LRs compared by successive halving")
     auto.add_argument("--spacing", type=float, default=0.25, help="decades between candidate LRs")
     auto.add_argument("--repeats", type=int, default=2, help="LR range tests (seeds) behind the LR estimate")
     auto.add_argument("--seed", type=int, default=0)

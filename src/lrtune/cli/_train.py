@@ -54,15 +54,20 @@ class UsageError(ValueError):
     """Bad input on the command line: one line, exit code 2."""
 
 
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; :class:`UsageError` naming ``what`` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{what} is not a JSON object: {e}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{what} must be a JSON object, got {value!r}")
+    return value
+
+
 def _schedule_spec(name: str, warmup_steps: int, final: float, steps: int) -> dict[str, Any]:
     if name.lstrip().startswith("{"):
-        try:
-            spec = json.loads(name)
-        except json.JSONDecodeError as e:
-            raise UsageError(f"--schedule is not a JSON object: {e}") from None
-        if not isinstance(spec, dict):
-            raise UsageError(f"--schedule must be a JSON object, got {spec!r}")
-        return spec
+        return json_object(name, "--schedule")
     if name == "constant":
         return {"name": "constant"}
     if name in RECIPES_WITH_WARMUP:

@@ -7,16 +7,20 @@
 2. The warm-up is not tuned: Adam gets Ma & Yarats' untuned warm-up of 2/(1 − β2) updates (linear; at most half
    the budget), RAdam none (its rectification is the warm-up); the LR then decays linearly to 0 at the budget's
    end.
-3. **Candidates** e · 10^(k·spacing), k = −⌊c/2⌋ … c − ⌊c/2⌋ − 1 (c = ``candidates``; by default 3, a quarter of a
-   decade apart), each trained on the real schedule to the first rung ``w + check_fraction/2 · (T − w)`` (w the
-   warm-up or the span of RAdam's rectification, T the budget; a quarter of the way after the warm-up by
-   default): candidates are compared only after the warm-up, inside which the larger peak LR is ahead only
-   because its LR is larger so far, and not too early after it, where the ranking of LRs is still noisy.
+3. **Candidates** e · 10^(k·spacing), k = 0 … c − 1 (c = ``candidates``; by default 3, a quarter of a decade
+   apart: the range test's LR is a short-run quantity, and on the workloads measured the best peak LR for a full
+   budget lay at or above it), each trained on the real schedule to the first rung
+   ``w + check_fraction · 2/3 · (T − w)`` (w the warm-up or the span of RAdam's rectification, T the budget; half
+   of the way after the warm-up by default): candidates are compared only after the warm-up, inside which the
+   larger peak LR is ahead only because its LR is larger so far, and late enough after it that the larger LRs'
+   noise no longer hides what their decay will bring (compared earlier, the lowest LR looked best on three of
+   three small workloads where the largest won at the end).
 4. **Never an edge without a look beyond it**: while the best candidate is the smallest or the largest LR tried,
    one more is tried beyond it (a quarter, then a half, then a whole decade further, ``max_extensions`` times at
    most); if the best is still at an edge, the evidence is weak and says so.
 5. Successive halving: the better half (at least two) continues from its checkpoints to
-   ``w + check_fraction · (T − w)`` (half-way after the warm-up), where the lowest validation loss wins. With
+   ``w + check_fraction · (T − w)`` (three quarters of the way after the warm-up), where the lowest validation
+   loss wins. With
    ``train_final``, the winner's run continues from that checkpoint to the end: the full run costs only the
    updates it still needs, and is bit for bit the run ``lrtune train --config auto.json`` gives.
 
@@ -67,10 +71,11 @@ def _untuned_warmup(beta2: float, steps: int) -> int:
 
 
 def _rungs(total: int, warmup: int, check_fraction: float, candidates: int) -> list[int]:
-    """The updates at which candidates are compared: after the (explicit or implicit) warm-up ``warmup``."""
+    """The updates at which candidates are compared: after the (explicit or implicit) warm-up ``warmup``, at
+    2/3 of ``check_fraction`` and at ``check_fraction`` of the rest of the schedule."""
     after = total - warmup
     check = min(total, warmup + max(2, math.ceil(check_fraction * after)))
-    first = min(check - 1, warmup + max(1, math.ceil(check_fraction / 2 * after)))
+    first = min(check - 1, warmup + max(1, math.ceil(check_fraction * 2 / 3 * after)))
     return [first, check] if candidates > 2 else [check]
 
 
@@ -93,6 +98,13 @@ class _Candidates:
         resume = _same_run(run_dir, optimizer, self.schedule)
         if resume and (known := _evaluated(run_dir, rung)) is not None:  # an earlier auto got there already
             return self._record(candidate, rung, "completed", known)
+        # a candidate directory of another choice (other settings) is auto's own scratch: replaced
+        record, trained = self._train(i, rung, checkpoint_every=rung, resume=resume, overwrite=not resume)
+        self.updates += trained
+        return self._record(candidate, rung, record.status, record.final_metrics.get("valid_loss"))
+
+    def _train(self, i: int, steps: int, **extra: Any) -> tuple[Any, int]:
+        """Candidate ``i``'s run to update ``steps``; the record and the updates trained in this call."""
         trained = [0]
 
         def count(line: dict[str, Any]) -> None:
@@ -100,19 +112,16 @@ class _Candidates:
 
         record = train(
             self.task,
-            optimizer={**self.spec, "lr": candidate["lr"]},
+            optimizer={**self.spec, "lr": self.pool[i]["lr"]},
             schedule=self.schedule,
-            steps=rung,
+            steps=steps,
             batch_size=self.batch,
             seed=self.seed,
-            out_dir=run_dir,
-            checkpoint_every=rung,
-            resume=resume,
-            overwrite=not resume,  # a candidate directory of another choice (other settings): auto's own scratch
+            out_dir=self.root / f"candidate-{i}",
             callback=count,
+            **extra,
         )
-        self.updates += trained[0]
-        return self._record(candidate, rung, record.status, record.final_metrics.get("valid_loss"))
+        return record, trained[0]
 
     @staticmethod
     def _record(candidate: dict[str, Any], rung: int, status: str, loss: Any) -> float:
@@ -126,25 +135,13 @@ class _Candidates:
     def finish(self, i: int, total: int) -> dict[str, Any]:
         """Continue candidate ``i``'s run from its last checkpoint to update ``total``: the full run, whose updates
         are not counted in :attr:`updates` (the compute of the choice); its outcome."""
-        run_dir = self.root / f"candidate-{i}"
-        added = [0]
-        record = train(
-            self.task,
-            optimizer={**self.spec, "lr": self.pool[i]["lr"]},
-            schedule=self.schedule,
-            steps=total,
-            batch_size=self.batch,
-            seed=self.seed,
-            out_dir=run_dir,
-            resume=True,
-            callback=lambda line: added.__setitem__(0, added[0] + ("loss" in line)),
-        )
+        record, added = self._train(i, total, resume=True)
         return {
             "status": record.status,
             "metrics": record.final_metrics,
             "seconds": record.seconds,
-            "updates": added[0],  # what the full run added after the choice
-            "run_dir": str(run_dir),
+            "updates": added,  # what the full run added after the choice
+            "run_dir": str(self.root / f"candidate-{i}"),
         }
 
     def last(self, i: int) -> float:
@@ -179,8 +176,8 @@ def auto(
     beta2: float = 0.98,
     candidates: int = 3,
     spacing: float = 0.25,
-    check_fraction: float = 0.5,
-    range_test_steps: int = 100,
+    check_fraction: float = 0.75,
+    range_test_steps: int = 60,
     repeats: int = 2,
     max_extensions: int = 3,
     max_grad_norm: float | None = None,
@@ -225,7 +222,7 @@ def auto(
     warmup = horizon if optimizer == "adam" else 0
     schedule = {"name": "warmup_linear_decay", "warmup_steps": warmup, "total_steps": total}
     rungs = _rungs(total, horizon, check_fraction, candidates)
-    offsets = range(-(candidates // 2), candidates - candidates // 2)
+    offsets = range(candidates)
     with tempfile.TemporaryDirectory() as tmp:
         runs = _Candidates(task, spec, schedule, batch_size, seed, Path(out) if out is not None else Path(tmp))
         alive = [runs.add(estimate.lr * 10 ** (k * spacing)) for k in offsets]
