@@ -12,6 +12,7 @@ import optuna
 import pytest
 from helpers import open_in_chromium
 
+import lrtune
 from lrtune.cli import main
 from lrtune.cli._main import _plain_summary
 from lrtune.study import PRESETS, Preset, auto, run_study, study_space
@@ -177,18 +178,23 @@ def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.Captur
     estimate = result.suggestions["estimate"]
     first = [c["lr"] for c in result.candidates[:3]]
     assert first == pytest.approx([estimate * 10 ** (k / 4) for k in (0, 1, 2)])
-    # every candidate to update 30 (20 + half of the 20 updates after the warm-up); while the best is at an edge
-    # one more beyond it; then the better half (at least 2) on to update 35 (three quarters after the warm-up)
-    at_first = {c["lr"]: c["valid_loss"][0] for c in result.candidates}
-    assert all(c["rungs"][0] == 30 for c in result.candidates)
-    best_first = min(at_first, key=at_first.get)  # type: ignore[arg-type]
-    tried = sorted(at_first)
-    assert tried[0] < best_first < tried[-1] or result.weak  # an edge winner is flagged as weak evidence
-    survivors = [c for c in result.candidates if len(c["valid_loss"]) == 2]
-    assert len(survivors) == max(2, math.ceil(len(result.candidates) / 2))
-    assert all(c["rungs"] == [30, 35] for c in survivors)
-    assert config["optimizer"]["lr"] == min(survivors, key=lambda c: c["valid_loss"][-1])["lr"]
-    trained = 30 * len(result.candidates) + 5 * len(survivors)
+    # every candidate to update 25 (20 + a quarter of the 20 updates after the warm-up), then a branch decaying
+    # its LR to 0 over 4 updates (a tenth of the budget); while the best is at an edge, one more beyond it
+    assert all(c["rungs"] == [25] and len(c["valid_loss"]) == 1 for c in result.candidates)
+    after = {c["lr"]: c["valid_loss"][0] for c in result.candidates}
+    for i, c in enumerate(result.candidates):  # the value compared is the cooldown branch's final validation loss
+        branch = tmp_path / "a" / f"candidate-{i}-cooldown"
+        outcome = json.loads((branch / "run.json").read_text())
+        assert outcome["steps"] == 29 and outcome["final_metrics"]["valid_loss"] == c["valid_loss"][0]
+        schedule = lrtune.schedules.from_spec(json.loads((branch / "config.json").read_text())["schedule"])
+        main_schedule = lrtune.schedules.warmup_linear_decay(20, 40)
+        assert [schedule.at(t) for t in range(1, 26)] == [main_schedule.at(t) for t in range(1, 26)]
+        assert schedule.at(29) == 0.0 and 0 < schedule.at(27) < main_schedule.at(25)
+    best = min(after, key=after.get)  # type: ignore[arg-type]
+    tried = sorted(after)
+    assert tried[0] < best < tried[-1] or result.weak  # an edge winner is flagged as weak evidence
+    assert config["optimizer"]["lr"] == best
+    trained = (25 + 4) * len(result.candidates)
     assert result.range_test_updates <= 2 * 30 and result.updates == result.range_test_updates + trained
     saved = tmp_path / "a" / "auto.json"
     assert {k: v for k, v in json.loads(saved.read_text()).items() if k != "evidence"} == config
@@ -231,6 +237,7 @@ def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
         ({"candidates": 0}, "candidates must be"),
         ({"spacing": 0.0}, "spacing must be a positive number of decades, got 0.0"),
         ({"range_test_steps": 2}, "range_test_steps must be"),
+        ({"cooldown": 0.0}, "cooldown must be a fraction of the budget"),
         ({"repeats": 0}, "repeats must be"),
     ]:
         with pytest.raises(ValueError, match=pattern):
@@ -238,18 +245,16 @@ def test_auto_radam_has_no_warmup_and_bad_arguments() -> None:
 
 
 def test_auto_compares_candidates_only_after_the_warmup() -> None:
-    from lrtune.study._auto import _rungs, _untuned_warmup
+    from lrtune.study._auto import _rung, _untuned_warmup
 
     # β2 = 0.98: a warm-up (explicit for Adam, RAdam's rectification) of 2/(1 − β2) = 100 updates
     assert _untuned_warmup(0.98, 300) == 100
-    assert _rungs(300, 100, 0.75, 3) == [200, 250]  # half and three quarters of the way after the warm-up
-    assert _rungs(300, 100, 0.75, 2) == [250]
+    assert _rung(300, 100, 0.25) == 150  # a quarter of the way after the warm-up
     assert _untuned_warmup(0.999, 300) == 150  # capped at half the budget
-    assert _rungs(300, 150, 0.75, 3) == [225, 263]
+    assert _rung(300, 150, 0.25) == 188
     for total in range(4, 60):
         warmup = _untuned_warmup(0.98, total)
-        first, check = _rungs(total, warmup, 0.75, 3)
-        assert warmup < first < check <= total
+        assert warmup < _rung(total, warmup, 0.25) < total
 
 
 def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -259,8 +259,8 @@ def _auto_command(args: argparse.Namespace) -> int:
         "decades apart)"
     )
     for c in sorted(result.candidates, key=lambda c: c["lr"]):
-        losses = " → ".join(f"{v:.4g} (update {r})" for v, r in zip(c["valid_loss"], c["rungs"], strict=True))
-        console.print(f"  lr {c['lr']:.3g}: valid loss {losses}")
+        losses = ", ".join(f"{v:.4g}" for v in c["valid_loss"])
+        console.print(f"  lr {c['lr']:.3g}: valid loss {losses} after a cooldown from update {c['rungs'][-1]}")
     config = result.config
     console.print(
         f"chosen: {config['optimizer']['name']} lr {config['optimizer']['lr']:.3g}, warm-up "

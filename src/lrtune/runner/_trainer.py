@@ -151,6 +151,7 @@ def train(
     checkpoint_every: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    init_from: str | os.PathLike[str] | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     device: str | torch.device | None = None,
     diagnostics: bool | dict[str, Any] = False,
@@ -174,6 +175,10 @@ def train(
     keys), except a larger ``steps`` (the schedule stays the checkpoint's) and another ``eval_every``. Without a
     checkpoint, ``resume=True`` starts from update 0 (a warning says so) unless ``out_dir`` holds a finished run,
     which is refused; a torn last line of ``metrics.jsonl`` (a crash while writing it) is dropped with a warning.
+
+    ``init_from`` (a checkpoint file) starts from the state it holds — model, optimizer, the schedule's update
+    count, RNG and data position — with this call's own schedule and ``steps``: a branch of that run (e.g. the
+    same run with its LR decayed to 0 sooner), which agrees with it up to the checkpoint's update.
 
     SIGINT (Ctrl-C) finishes the current update, saves a checkpoint (when there is an ``out_dir``) and returns
     with status ``"interrupted"``; a second SIGINT interrupts at once. ``callback`` receives every line written
@@ -199,6 +204,10 @@ def train(
         raise ValueError("checkpoint_every and resume need an out_dir")
     if resume and overwrite:
         raise ValueError("resume=True continues the run in out_dir and overwrite=True replaces it: pass one")
+    if init_from is not None and resume:
+        raise ValueError("init_from starts a new run from another run's checkpoint: it cannot also resume")
+    if init_from is not None and not Path(init_from).is_file():
+        raise FileNotFoundError(f"init_from {init_from} is not a checkpoint file")
     schedule_obj = constant() if schedule is None else from_spec(schedule)
     config = {
         # how to build the workload again (a reference and its options); its name when it has none
@@ -214,6 +223,8 @@ def train(
     }
     if eval_at is not None:  # evaluation points of a sweep's trial (its pruning points)
         config["eval_at"] = eval_at
+    if init_from is not None:  # a branch of another run
+        config["init_from"] = str(init_from)
     dist = Distributed(device)
     try:
         return _run(
@@ -229,6 +240,7 @@ def train(
             overwrite,
             callback,
             diagnostics,
+            None if init_from is None else Path(init_from),
         )
     finally:
         dist.close()
@@ -247,6 +259,7 @@ def _run(
     overwrite: bool,
     callback: Callable[[dict[str, Any]], None] | None,
     diagnostics: bool | dict[str, Any],
+    init_from: Path | None = None,
 ) -> RunRecord:
     steps, batch_size, seed, eval_every = config["steps"], config["batch_size"], config["seed"], config["eval_every"]
     evaluate_at = set(config["eval_at"]) if "eval_at" in config else set(range(eval_every, steps + 1, eval_every))
@@ -266,10 +279,16 @@ def _run(
         torch.manual_seed(seed + 1_000_003 * dist.rank)
     model = dist.wrap(module)
     opt = build_optimizer(optimizer, model.parameters(), max_grad_norm=config["max_grad_norm"])
-    sched = LRScheduler(opt, schedule_obj)
+    sched = LRScheduler(opt, schedule_obj, allow_schedule_change=init_from is not None)
     status, evals, first_loss, consumed, seconds_before = "completed", [], None, 0, 0.0
     kept_lines: list[dict[str, Any]] = []
-    if resume and out is not None and (found := latest_checkpoint(out / "checkpoints")) is not None:
+    branch = init_from is not None
+    found: tuple[Path, dict[str, Any]] | None = None
+    if init_from is not None:
+        found = (init_from, torch.load(init_from, weights_only=True))
+    elif resume and out is not None:
+        found = latest_checkpoint(out / "checkpoints")
+    if found is not None:
         path, state = found
         if state["step"] > steps:
             raise ValueError(f"checkpoint {path} is at update {state['step']}, past steps={steps}")
@@ -284,7 +303,9 @@ def _run(
             torch.cuda.set_rng_state(state["cuda_rng"][dist.rank], dist.device)
         evals, first_loss, consumed = state["evals"], state["first_loss"], state["consumed"]
         seconds_before = float(state.get("seconds", 0.0))
-        if (out / "metrics.jsonl").is_file():  # drop what was logged after the checkpoint (and a torn line)
+        if branch:  # a new run from there: its own records only
+            evals, seconds_before = [], 0.0
+        elif out is not None and (out / "metrics.jsonl").is_file():  # drop what was logged after the checkpoint
             lines, note = read_jsonl(out / "metrics.jsonl")
             if note:
                 logger.warning("%s", note)
