@@ -177,24 +177,24 @@ def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.Captur
     assert config["optimizer"]["betas"] == [0.9, 0.98]  # untuned warm-up 2/(1-0.98) = 100, capped at half the run
     estimate = result.suggestions["estimate"]
     first = [c["lr"] for c in result.candidates[:3]]
-    assert first == pytest.approx([estimate * 10 ** (k / 4) for k in (0, 1, 2)])
-    # every candidate to update 25 (20 + a quarter of the 20 updates after the warm-up), then a branch decaying
-    # its LR to 0 over 4 updates (a tenth of the budget); while the best is at an edge, one more beyond it
-    assert all(c["rungs"] == [25] and len(c["valid_loss"]) == 1 for c in result.candidates)
+    assert first == pytest.approx([estimate * 10 ** (0.3 * k) for k in (0, 1, 2)])
+    # every candidate to update 24 (20 + a fifth of the 20 updates after the warm-up), then a branch decaying its
+    # LR to 0 over 3 updates (8 % of the budget); while the best is at an edge, one more beyond it
+    assert all(c["rungs"] == [24] and len(c["valid_loss"]) == 1 for c in result.candidates)
     after = {c["lr"]: c["valid_loss"][0] for c in result.candidates}
     for i, c in enumerate(result.candidates):  # the value compared is the cooldown branch's final validation loss
         branch = tmp_path / "a" / f"candidate-{i}-cooldown"
         outcome = json.loads((branch / "run.json").read_text())
-        assert outcome["steps"] == 29 and outcome["final_metrics"]["valid_loss"] == c["valid_loss"][0]
+        assert outcome["steps"] == 27 and outcome["final_metrics"]["valid_loss"] == c["valid_loss"][0]
         schedule = lrtune.schedules.from_spec(json.loads((branch / "config.json").read_text())["schedule"])
         main_schedule = lrtune.schedules.warmup_linear_decay(20, 40)
-        assert [schedule.at(t) for t in range(1, 26)] == [main_schedule.at(t) for t in range(1, 26)]
-        assert schedule.at(29) == 0.0 and 0 < schedule.at(27) < main_schedule.at(25)
+        assert [schedule.at(t) for t in range(1, 25)] == [main_schedule.at(t) for t in range(1, 25)]
+        assert schedule.at(27) == 0.0 and 0 < schedule.at(26) < main_schedule.at(25)
     best = min(after, key=after.get)  # type: ignore[arg-type]
     tried = sorted(after)
     assert tried[0] < best < tried[-1] or result.weak  # an edge winner is flagged as weak evidence
     assert config["optimizer"]["lr"] == best
-    trained = (25 + 4) * len(result.candidates)
+    trained = (24 + 3) * len(result.candidates)
     assert result.range_test_updates <= 2 * 30 and result.updates == result.range_test_updates + trained
     saved = tmp_path / "a" / "auto.json"
     assert {k: v for k, v in json.loads(saved.read_text()).items() if k != "evidence"} == config
@@ -249,12 +249,12 @@ def test_auto_compares_candidates_only_after_the_warmup() -> None:
 
     # β2 = 0.98: a warm-up (explicit for Adam, RAdam's rectification) of 2/(1 − β2) = 100 updates
     assert _untuned_warmup(0.98, 300) == 100
-    assert _rung(300, 100, 0.25) == 150  # a quarter of the way after the warm-up
+    assert _rung(300, 100, 0.2) == 140  # a fifth of the way after the warm-up
     assert _untuned_warmup(0.999, 300) == 150  # capped at half the budget
-    assert _rung(300, 150, 0.25) == 188
+    assert _rung(300, 150, 0.2) == 180
     for total in range(4, 60):
         warmup = _untuned_warmup(0.98, total)
-        assert warmup < _rung(total, warmup, 0.25) < total
+        assert warmup < _rung(total, warmup, 0.2) < total
 
 
 def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

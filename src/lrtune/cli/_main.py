@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--optimizer", default="adam", choices=["adam", "radam"])
     auto.add_argument("--beta2", type=float, default=0.98)
     auto.add_argument("--candidates", type=int, default=3, help="peak LRs compared by successive halving")
-    auto.add_argument("--spacing", type=float, default=0.25, help="decades between candidate LRs")
+    auto.add_argument("--spacing", type=float, default=0.3, help="decades between candidate LRs")
     auto.add_argument("--repeats", type=int, default=2, help="LR range tests (seeds) behind the LR estimate")
     auto.add_argument("--seed", type=int, default=0)
     add_workload_option(auto)

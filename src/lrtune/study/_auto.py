@@ -7,20 +7,20 @@
 2. The warm-up is not tuned: Adam gets Ma & Yarats' untuned warm-up of 2/(1 − β2) updates (linear; at most half
    the budget), RAdam none (its rectification is the warm-up); the LR then decays linearly to 0 at the budget's
    end.
-3. **Candidates** e · 10^(k·spacing), k = 0 … c − 1 (c = ``candidates``; by default 3, a quarter of a decade
-   apart: the range test's LR is a short-run quantity, and on the workloads measured the best peak LR for a full
-   budget lay at or above it), each trained on the real schedule to the rung ``w + check_fraction · (T − w)``
-   (w the warm-up or the span of RAdam's rectification, T the budget; a quarter of the way after the warm-up by
-   default) and checkpointed there.
+3. **Candidates** e · 10^(k·spacing), k = 0 … c − 1 (c = ``candidates``; by default 3, 0.3 decades apart: the
+   range test's LR is a short-run quantity, and on the workloads measured the best peak LR for a full budget lay
+   at or above it), each trained on the real schedule to the rung ``w + check_fraction · (T − w)`` (w the warm-up
+   or the span of RAdam's rectification, T the budget; a fifth of the way after the warm-up by default) and
+   checkpointed there.
 4. **Compared after a cooldown**: from that checkpoint, a branch of each run decays its LR linearly to 0 over
-   ``cooldown`` · T updates (a tenth of the budget), and the branches' validation losses are compared. In the
+   ``cooldown`` · T updates (8 % of the budget), and the branches' validation losses are compared. In the
    middle of a schedule a larger peak LR is behind only because its LR is still high — on three small workloads
    the lowest LR looked best there while the largest won at the end (regret 5–13 %); after a cooldown the
    ranking matched the end of the full runs (0–0.8 %). (Inside the warm-up, a larger LR is ahead only because its
    LR is larger so far: rungs are always after it.)
 5. **Never an edge without a look beyond it**: while the best candidate is the smallest or the largest LR tried,
-   one more is tried beyond it (a quarter, then a half, then a whole decade further, ``max_extensions`` times at
-   most); if the best is still at an edge, the evidence is weak and says so.
+   one more is tried beyond it (``spacing``, then twice, then four times that further, ``max_extensions`` times
+   at most); if the best is still at an edge, the evidence is weak and says so.
 6. With ``train_final``, the winner's run continues from its checkpoint to the end: the full run costs only the
    updates it still needs, and is bit for bit the run ``lrtune train --config auto.json`` gives.
 
@@ -183,9 +183,9 @@ def auto(
     optimizer: str = "adam",
     beta2: float = 0.98,
     candidates: int = 3,
-    spacing: float = 0.25,
-    check_fraction: float = 0.25,
-    cooldown: float = 0.1,
+    spacing: float = 0.3,
+    check_fraction: float = 0.2,
+    cooldown: float = 0.08,
     range_test_steps: int = 60,
     repeats: int = 2,
     max_extensions: int = 3,
