@@ -51,6 +51,7 @@ from typing import Any
 import torch
 
 import lrtune
+from lrtune._json import write_json
 from lrtune.study import LR_CENTRES
 from lrtune.study._transfer import compare_horizons
 from lrtune.tune import RECIPES
@@ -166,6 +167,14 @@ def main() -> None:
         "--evals", type=int, default=16, help="validation losses per run (mid-schedule rankings are read from them)"
     )
     parser.add_argument("--report", action="store_true", help="only analyse the cells already there")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="a JSON file of finished cells (default benchmarks/results/horizon_transfer/WORKLOAD.json): read at "
+        "the start (those cells are not trained again) and rewritten after every cell, so that the benchmark "
+        "continues in another session or on another machine from the committed file",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("lrtune").setLevel(logging.WARNING)
@@ -179,14 +188,29 @@ def main() -> None:
     ks = [int(k) for k in ks]
     batch = BATCH[args.workload]
     task = None if args.report else get_workload(args.workload, **OPTIONS.get(args.workload, {}))
-    # cells: horizons in increasing order (short-horizon answers first), then the quick preset's second seed
-    plan = [(r, k, t, 0) for t in horizons for r in args.recipes for k in ks]
+    # cells: horizons in increasing order (short-horizon answers first), within each the quick preset's LRs first,
+    # then the quick preset's second seed at the shortest horizon
+    plan = [
+        (r, k, t, 0)
+        for t in horizons
+        for quick in (True, False)
+        for r in args.recipes
+        for k in ks
+        if (k in QUICK_FACTORS) == quick
+    ]
     plan += [(r, k, min(horizons), 1) for r in args.recipes for k in QUICK_FACTORS if k in ks]
+    results_file = (
+        args.results or Path(__file__).resolve().parent / "results" / "horizon_transfer" / f"{args.workload}.json"
+    )
+    saved = json.loads(results_file.read_text())["outcomes"] if results_file.is_file() else {}
     outcomes: dict[tuple[str, int, int, int], dict[str, Any]] = {}
     began = time.perf_counter()
     for i, (recipe, k, t, seed) in enumerate(plan, 1):
         run_dir = root / "cells" / cell_name(recipe, k, t, seed)
         lr = LR_CENTRES[recipe] * 10 ** (k / 2)
+        if cell_name(recipe, k, t, seed) in saved:  # finished in an earlier session (the committed file)
+            outcomes[(recipe, k, t, seed)] = saved[cell_name(recipe, k, t, seed)]
+            continue
         if args.report:
             if (run_dir / "run.json").is_file():
                 outcomes[(recipe, k, t, seed)] = json.loads((run_dir / "run.json").read_text())
@@ -194,6 +218,11 @@ def main() -> None:
         config = cell_config(recipe, lr, t, batch, seed)
         outcome = run_cell(task, run_dir, config, args.device, min(args.checkpoint_every, t), args.evals)
         outcomes[(recipe, k, t, seed)] = outcome
+        saved[cell_name(recipe, k, t, seed)] = {
+            key: outcome[key] for key in ("status", "steps", "final_metrics", "evals", "seconds")
+        }
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(results_file, {"workload": args.workload, "batch": batch, "outcomes": saved})
         logger.info(
             "[%d/%d] %s lr %.3g T %d seed %d: %s valid loss %.4f %s (%.0f s so far)",
             i,
