@@ -146,3 +146,34 @@ def test_a_quadratic_diverges_where_theory_says() -> None:
     assert best >= lowest  # the moving average lags the raw loss
     assert result.suggestions()["minimum_over_10"] == pytest.approx(best / 10)
     assert float(model.weight) == 1.0  # restored
+
+
+def test_the_lr_estimate_is_the_median_of_repeats_and_flags_weak_evidence() -> None:
+    from lrtune.tune import estimate_lr
+
+    digits = Digits()
+    found = estimate_lr(digits, optimizer={"name": "adam"}, batch_size=64, repeats=2, num_steps=60)
+    values = [v for reading in found.per_repeat for v in reading.values()]
+    logs = sorted(math.log10(v) for v in values)
+    middle = (logs[len(logs) // 2 - 1] + logs[len(logs) // 2]) / 2 if len(logs) % 2 == 0 else logs[len(logs) // 2]
+    assert math.log10(found.lr) == pytest.approx(middle)
+    assert found.updates <= 120 and found.spread_decades < 1.0 and found.weak == []
+
+    class Flat:  # a loss no LR can move: nothing to read from the curve
+        name, metric, higher_is_better, step_hint = "flat", "valid_loss", False, 10
+
+        def build_model(self, seed: int) -> torch.nn.Module:
+            return torch.nn.Linear(1, 1)
+
+        def train_batches(self, batch_size: int, seed: int):  # type: ignore[no-untyped-def]
+            while True:
+                yield torch.zeros(batch_size, 1)
+
+        def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+            return (model(batch) * 0).sum() + 1.0
+
+        def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+            return {"valid_loss": 1.0}
+
+    with pytest.raises(ValueError, match="no LR range test gave a reading"):
+        estimate_lr(Flat(), optimizer={"name": "adam"}, batch_size=8, repeats=2, num_steps=30)

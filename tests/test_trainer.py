@@ -257,3 +257,47 @@ def test_config_records_plain_workload_options_only(digits: Digits, tmp_path: Pa
     )
     assert record.config["workload_options"] == {"hidden": 16, "note": "y"}
     assert json.loads((tmp_path / "config.json").read_text())["workload_options"] == {"hidden": 16, "note": "y"}
+
+
+def test_a_branch_starts_from_a_checkpoint_with_its_own_schedule(digits: Digits, tmp_path: Path) -> None:
+    """init_from: the same run up to the checkpoint, then the branch's own schedule (here: decayed to 0 sooner)."""
+    main = warmup_linear_decay(5, 40)
+    full = lrtune.train(
+        digits,
+        optimizer={"name": "adam", "lr": 1e-2},
+        schedule=main,
+        steps=40,
+        checkpoint_every=20,
+        out_dir=tmp_path / "a",
+    )
+    branch_schedule = lrtune.schedules.join(
+        [main, lrtune.schedules.scale(lrtune.schedules.linear_decay(5), main.at(20))], [20]
+    )
+    branch = lrtune.train(
+        digits,
+        optimizer={"name": "adam", "lr": 1e-2},
+        schedule=branch_schedule,
+        steps=25,
+        out_dir=tmp_path / "b",
+        init_from=tmp_path / "a" / "checkpoints" / "step-00000020.pt",
+    )
+    assert branch.status == "completed" and branch.steps == 25 and full.status == "completed"
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    updates = [x for x in lines if "loss" in x]
+    assert [x["step"] for x in updates] == list(range(21, 26))  # only the branch's own updates
+    lrs = [x["lr"] for x in updates]
+    assert lrs == pytest.approx([1e-2 * branch_schedule.at(t) for t in range(21, 26)])
+    first = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert updates[0]["loss"] == first[20]["loss"]  # update 21 sees the same model and batch as the main run's
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["init_from"].endswith("step-00000020.pt")
+    with pytest.raises(ValueError, match="cannot also resume"):
+        lrtune.train(
+            digits,
+            optimizer={"name": "adam"},
+            steps=25,
+            out_dir=tmp_path / "c",
+            resume=True,
+            init_from=tmp_path / "a" / "checkpoints" / "step-00000020.pt",
+        )
+    with pytest.raises(FileNotFoundError, match="not a checkpoint file"):
+        lrtune.train(digits, optimizer={"name": "adam"}, steps=25, init_from=tmp_path / "nothing.pt")

@@ -219,8 +219,9 @@ def _read_curve(result: RangeTestResult) -> tuple[dict[str, float], str | None]:
     lowest = min(range(n), key=curve.__getitem__)
     # the loss's noise: raw minus smoothed, up to the minimum (past it the loss climbs and blows up)
     noise = statistics.pstdev([a - b for a, b in zip(result.losses[: lowest + 1], curve[: lowest + 1], strict=True)])
-    if curve[0] - curve[lowest] < 3 * noise:
-        return {}, f"the loss fell by {curve[0] - curve[lowest]:.3g}, within 3× its noise ({noise:.3g})"
+    fall = curve[0] - curve[lowest]
+    if fall <= max(3 * noise, 1e-6 * abs(curve[0])):
+        return {}, f"the loss fell by {fall:.3g}, within 3× its noise ({noise:.3g})"
     skip = max(1, n // 10)
     window = range(skip, max(skip + 1, lowest))
     slopes = {i: (curve[i + 1] - curve[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in window if 0 < i < n - 1}
