@@ -75,6 +75,21 @@ def _trained(trials: list[optuna.trial.FrozenTrial]) -> collections.Counter[str]
 # the study: Ctrl-C never loses a grid point
 
 
+def test_ctrl_c_while_a_trial_is_recorded_is_held_until_it_is(tmp_path: Path) -> None:
+    """Ctrl-C between runs (here: while the first trial's callbacks run, right after Optuna recorded it) stops
+    the sweep once that trial is recorded — the next trial never starts and nothing is left half-written."""
+    url = f"sqlite:///{tmp_path / 'lrtune.db'}"
+
+    def press(study: Any, trial: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("digits", LISTS, trials=3, out=tmp_path, steps=5, sampler="random", pruner="none", callbacks=[press])
+    trials = _trials(url, "lrtune")
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+
+
 def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Path) -> None:
     """The reported case: `lrtune study --workload digits`, Ctrl-C mid-trial, run again (twice)."""
     args = ["study", "--workload", "digits", "--seeds", "1", "--out", "S"]
@@ -96,9 +111,12 @@ def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Pat
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 130, out
         assert "Traceback" not in out and "run the same command again" in out and "failed with" not in out, out
-        interrupted += running
+        # a trial that was training is failed (and queued again); one whose run had just ended when Ctrl-C came
+        # (Optuna recording it) is completed — never left running
+        after = _trials(url, name)
+        assert all(after[n].state in (TrialState.FAIL, TrialState.COMPLETE) for n in running)
+        interrupted += [n for n in running if after[n].state == TrialState.FAIL]
     trials = _trials(url, name)
-    assert all(trials[n].state == TrialState.FAIL for n in interrupted)
     proc = _cli(*args, cwd=tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out

@@ -204,19 +204,21 @@ def run_sweep(
         run_dirs=run_dirs,
         diagnostics_for=diagnostics_for,
     )
+    after = [*(callbacks or []), sweep.interrupt.after_trial]
     try:
-        if trials and pruner == "sh":
-            Halving(
-                sweep,
-                the_study,
-                storage_obj,
-                rungs=rung_indices(first_rung, evals_per_trial, reduction_factor),
-                reduction_factor=reduction_factor,
-                callbacks=callbacks or [],
-            )(trials, heartbeat)
-        elif trials:
-            with _quiet_interruptions():
-                the_study.optimize(functools.partial(objective, sweep), n_trials=trials, catch=(), callbacks=callbacks)
+        with sweep.interrupt:
+            if trials and pruner == "sh":
+                Halving(
+                    sweep,
+                    the_study,
+                    storage_obj,
+                    rungs=rung_indices(first_rung, evals_per_trial, reduction_factor),
+                    reduction_factor=reduction_factor,
+                    callbacks=after,
+                )(trials, heartbeat)
+            elif trials:
+                with _quiet_interruptions():
+                    the_study.optimize(functools.partial(objective, sweep), n_trials=trials, catch=(), callbacks=after)
     except KeyboardInterrupt:
         if pruner != "sh":  # (successive halving queues its bracket again itself)
             _queue_interrupted(the_study)

@@ -11,9 +11,11 @@ a smaller number is training (two workers that picked the same point) is not tra
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,41 @@ from ._samplers import eval_points
 from ._space import suggest
 from ._storage import mark_worker, optuna
 
-__all__ = ["Sweep", "configure", "objective", "rung_indices"]
+__all__ = ["HeldInterrupt", "Sweep", "configure", "objective", "rung_indices"]
+
+
+class HeldInterrupt:
+    """Holds a Ctrl-C that arrives between training runs — while Optuna writes a trial's state to its storage or
+    samples the next one — until that write is done: an interrupted commit leaves a trial half-recorded and Optuna
+    fails with an unrelated error. The held press stops the sweep before the next run starts (:meth:`check`) or
+    right after the trial in hand is recorded (:meth:`after_trial`, an Optuna callback). During a run the trainer's
+    own handler finishes the update and returns ``"interrupted"``. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> HeldInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def check(self) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt("interrupted between trials")
+
+    def after_trial(self, study: Any, trial: Any) -> None:
+        self.check()
 
 
 @dataclass(frozen=True)
@@ -42,9 +78,11 @@ class Sweep:
     first_rung: int
     run_dirs: bool = False
     diagnostics_for: Callable[[dict[str, Any]], bool] | None = None
+    interrupt: HeldInterrupt = field(default_factory=HeldInterrupt)
 
     def run(self, config: dict[str, Any], schedule: dict[str, Any], steps: int, **extra: Any) -> RunRecord:
-        """Train the trial's config for ``steps`` updates with ``schedule``."""
+        """Train the trial's config for ``steps`` updates with ``schedule`` (not when Ctrl-C was held)."""
+        self.interrupt.check()
         return train(
             self.task,
             optimizer=config["optimizer"],
