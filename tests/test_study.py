@@ -16,7 +16,7 @@ import lrtune
 from lrtune.cli import main
 from lrtune.cli._main import _plain_summary
 from lrtune.study import PRESETS, Preset, auto, run_study, study_space
-from lrtune.study._report import LABELS
+from lrtune.study._report import LABELS, horizon_note
 from lrtune.study._study import grid_size
 
 SLICE = {"max_train_pairs": 2000, "max_eval_pairs": 24, "vocab_size": 1000, "bleu_pairs": 8}
@@ -129,7 +129,8 @@ def test_presets_are_what_the_study_claims() -> None:
     quick = study_space(PRESETS["quick"])
     assert quick["optimizer"] == ["sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf"]
     assert len(quick["lr"]) == 3 and quick["seed"] == [0] and grid_size(quick) == 18
-    assert PRESETS["quick"].horizon == 800 and PRESETS["quick"].has_final and PRESETS["quick"].finalists == 3
+    assert PRESETS["quick"].steps == (50,) and PRESETS["quick"].horizon == 400 and PRESETS["quick"].has_final
+    assert PRESETS["quick"].finalists == 3
     standard = study_space(PRESETS["standard"])
     assert standard["beta2"] == [0.98, 0.999] and len(standard["total_steps"]) == 2 and len(standard["lr"]) == 5
     with pytest.raises(ValueError, match="preset must be one of"):
@@ -294,6 +295,7 @@ def test_a_study_with_two_horizons_reports_whether_its_ranking_holds(tmp_path: P
     assert "Does the ranking hold for longer training?" in page and "20 → 80" in page
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["transfer"]["pairs"][0]["short"] == 20
+    assert "compared over" not in horizon_note(summary)  # every setting ran at both horizons
 
 
 def test_spearman_equals_scipy() -> None:
@@ -311,21 +313,57 @@ def test_spearman_equals_scipy() -> None:
         assert spearman(a, b) == pytest.approx(expected, abs=1e-12)
 
 
+def _neighbours(f: float, grid: tuple[float, ...]) -> set[float]:
+    i = grid.index(f)
+    return {grid[j] for j in (i - 1, i + 1) if 0 <= j < len(grid)}
+
+
+def test_finalists_are_the_best_and_the_best_beside_its_lr() -> None:
+    """Short-horizon bias moves the best LR either way: the finalists straddle the screening's best LR."""
+    from lrtune.study._study import finalists
+
+    def setting(recipe: str, f: float, loss: float) -> dict[str, object]:
+        return {"steps": 50, "cell": json.dumps({"lr": f, "optimizer": recipe}), "mean_valid_loss": loss}
+
+    grid = (0.1, 1.0, 10.0, 100.0)
+    losses = {("adam", 10.0): 1.0, ("radam", 10.0): 1.1, ("adam", 1.0): 1.5, ("radam", 100.0): 1.3,
+              ("adam", 100.0): 1.4, ("radam", 1.0): 1.6, ("adam", 0.1): 1.2, ("radam", 0.1): math.inf}  # fmt: skip
+    screened = {"settings": [setting(r, f, v) for (r, f), v in losses.items()]}
+    for k, expected in [
+        (1, [("adam", 10.0)]),
+        (2, [("adam", 10.0), ("radam", 100.0)]),  # the better neighbour (LR above: 1.3 < 1.5)
+        (3, [("adam", 10.0), ("radam", 100.0), ("adam", 1.0)]),
+        (4, [("adam", 10.0), ("radam", 100.0), ("adam", 1.0), ("adam", 0.1)]),  # an LR not yet there, then the rest
+        (5, [("adam", 10.0), ("radam", 100.0), ("adam", 1.0), ("adam", 0.1), ("radam", 10.0)]),
+    ]:
+        preset = Preset(("adam", "radam"), grid, (3,), (50,), 64, 1, None, target_steps=400, finalists=k)
+        got = finalists(screened, preset)
+        assert [(p["optimizer"], p["lr"]) for p in got] == expected and all(p["seed"] == 3 for p in got)
+    diverged_best = {"settings": [setting("adam", 0.1, math.inf), setting("adam", 1.0, 2.0)]}
+    one = Preset(("adam",), (0.1, 1.0), (0,), (50,), 64, 1, None, target_steps=400, finalists=1)
+    assert [p["lr"] for p in finalists(diverged_best, one)] == [1.0]  # a diverged setting is never the best
+
+
 def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_path: Path) -> None:
-    """Screening at 20 updates, the recommendation for 80: the best 2 screened settings are trained for 80 (their
-    whole schedule stretched), the recommendation is the best of them there, and transfer is reported."""
+    """Screening at 20 updates, the recommendation for 80: the best screened setting and the best at a
+    neighbouring LR are trained for 80 (their whole schedule stretched), the recommendation is the best of them
+    there, and transfer is reported."""
     preset = Preset(("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0, 1), (20,), 64, 2, None, diagnostics=False, finalists=2)
     summary = run_study("digits", preset=preset, out=tmp_path, target_steps=80)
     screening = [s for s in summary["settings"] if s["steps"] == 20]
     final = [s for s in summary["settings"] if s["steps"] == 80]
     assert len(screening) == 6 and len(final) == 2 and all(s["seeds"] == 1 for s in final)
     ranked = sorted(screening, key=lambda s: s["mean_valid_loss"])
-    assert {s["cell"] for s in final} == {s["cell"] for s in ranked[:2]}  # the two best of the screening
+    factor = {s["cell"]: json.loads(s["cell"])["lr"] for s in screening}
+    beside = [s for s in ranked if factor[s["cell"]] in _neighbours(factor[ranked[0]["cell"]], (0.1, 1.0, 10.0))]
+    # the best of the screening and the best at a neighbouring peak LR of the grid
+    assert {s["cell"] for s in final} == {ranked[0]["cell"], beside[0]["cell"]}
     rec = summary["recommendation"]
     assert rec["for_steps"] == 80 and rec["config"]["steps"] == 80
     assert rec["config"]["schedule"]["total_steps"] == 80
     assert rec["mean_valid_loss"] == min(s["mean_valid_loss"] for s in final)
     assert summary["transfer"]["pairs"][0]["cells"] == 2 and summary["missing"] == []
+    assert "(compared over the 2 settings run at both)" in horizon_note(summary)  # the finalists, not the grid
     centres = summary["lr_centres"]  # not translation: each recipe's grid is centred on its own LR estimate
     assert centres["source"] == "estimate_lr" and set(centres["lr"]) == {"adam", "sgd_clip"}
     for s in screening:

@@ -212,17 +212,22 @@ def horizon_note(summary: dict[str, Any]) -> str:
             "training another setting may be best (short-horizon bias): run the study at the length you will train."
         )
     worst = max(transfer["pairs"], key=lambda p: p["regret"] if math.isfinite(p["regret"]) else math.inf)
+    screened = {
+        p["short"]: sum(s["steps"] == p["short"] for s in summary.get("settings", [])) for p in transfer["pairs"]
+    }
+    cells = min(p["cells"] for p in transfer["pairs"])
+    among = f" (compared over the {cells} settings run at both)" if cells < max(screened.values()) else ""
     if transfer["stable"]:
         return (
             f"For runs of {steps} updates. The ranking held across the study's horizons "
             f"({', '.join(map(str, transfer['horizons']))} updates): the pick at every shorter horizon is within 2 % "
-            f"of the best at {steps}."
+            f"of the best at {steps}{among}."
         )
     return (
         f"For runs of {steps} updates only: the ranking is not stable across the study's horizons — the setting "
         f"best after {worst['short']} updates is {100 * worst['regret']:.1f} % worse than the best after "
-        f"{worst['long']} (rank correlation {worst['spearman']:.2f}). Train for the horizon the study chose at, or "
-        "run it at the length you will train."
+        f"{worst['long']}{among} (rank correlation {worst['spearman']:.2f}). Train for the horizon the study chose "
+        "at, or run it at the length you will train."
     )
 
 
