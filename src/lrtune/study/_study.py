@@ -60,11 +60,11 @@ class Preset:
     ``bleu_pairs`` test sentences at the end of each run.
 
     ``target_steps``: the number of updates the recommendation is for (the user's training length; default the
-    longest ``steps``). When it is longer than every screening run, the ``finalists`` best settings of the
-    screening (mean over seeds at its longest horizon) are trained again with their whole schedule stretched to
-    ``target_steps`` (first seed), and the best of them at the target is the recommendation: short-horizon bias
-    can reorder settings (a peak LR ahead after 100 updates may stall by 800, or the reverse), so the answer is
-    measured at the horizon it is for."""
+    longest ``steps``). When it is longer than every screening run, ``finalists`` settings of the screening (its
+    best and the best beside its peak LR, see :func:`finalists`) are trained again with their whole schedule
+    stretched to ``target_steps`` (first seed), and the best of them at the target is the recommendation:
+    short-horizon bias can reorder settings (a peak LR ahead after 50 or 100 updates may stall by 400 or 800, or
+    the reverse), so the answer is measured at the horizon it is for."""
 
     recipes: tuple[str, ...]
     lr_factors: tuple[float, ...]
