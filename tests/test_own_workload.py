@@ -129,8 +129,23 @@ def test_bad_references_are_one_line(
 ) -> None:
     monkeypatch.chdir(user_dir)  # (in this process: the command line's own code, without a start-up per case)
     monkeypatch.setattr(sys, "path", list(sys.path))
+    (user_dir / "broken_task.py").write_text("x = 1 / 0\n")
+    (user_dir / "needs_dep.py").write_text("import no_such_dependency\n")
+    (user_dir / "bad_factory.py").write_text("def workload():\n    raise RuntimeError('my factory failed')\n")
     cases = [
         (["--workload", "no_such_module:Thing"], "cannot import 'no_such_module'"),
+        (
+            ["--workload", "broken_task:wl"],
+            "importing 'broken_task' failed: ZeroDivisionError: division by zero (broken_task.py:1)",
+        ),
+        (
+            ["--workload", "needs_dep:wl"],
+            "importing 'needs_dep' failed: ModuleNotFoundError: No module named 'no_such_dependency' (needs_dep.py:1)",
+        ),
+        (
+            ["--workload", "bad_factory:workload"],
+            "building it failed: RuntimeError: my factory failed (bad_factory.py:2)",
+        ),
         (["--workload", "user_task:Missing"], "has no 'Missing'"),
         (["--workload", "user_task:torch"], "is not a lrtune Workload"),
         (["--workload", "user_task:instance", "--workload-option", "hidden=3"], "is an instance: it takes no options"),

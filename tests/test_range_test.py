@@ -123,6 +123,9 @@ def test_find_lr_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-d
     assert "steepest" in text and "valley" in text and "minimum_over_10" in text
     assert out.stat().st_size > 5_000
     assert main(["find-lr", "--num-steps", "1", "--out", str(out)]) == 2
+    folder = f"{tmp_path / 'new'}/"  # a folder not there yet, named with a trailing slash
+    assert main(["find-lr", "--workload", "digits", "--num-steps", "20", "--out", folder]) == 0
+    assert (tmp_path / "new" / "lr_range_test.png").is_file() and (tmp_path / "new" / "lr_range_test.json").is_file()
 
 
 def test_a_quadratic_diverges_where_theory_says() -> None:

@@ -94,6 +94,19 @@ def test_sweep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     (tmp_path / "bad.json").write_text(json.dumps({"lr": [1e-3], "momentum": [0.9]}))
     assert main(["sweep", "--space", str(tmp_path / "bad.json"), "--trials", "1", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key 'momentum'" in " ".join(capsys.readouterr().out.split())
+    (tmp_path / "notjson.json").write_text("lr: 1e-3\n")
+    space = str(tmp_path / "space.json")
+    for bad, message in [
+        (["--space", str(tmp_path / "notjson.json"), "--trials", "1"], f"--space {tmp_path / 'notjson.json'} is not"),
+        (["--space", str(tmp_path / "none.json"), "--trials", "1"], "No such file or directory"),
+        (["--space", space, "--trials", "1", "--steps", "-3"], "--steps must be >= 1, got -3"),
+        (["--space", space, "--trials", "1", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--space", space, "--trials", "-1"], "--trials must be >= 0, got -1"),
+    ]:
+        assert main(["sweep", *bad, "--out", str(tmp_path / "z")]) == 2, bad
+        out = capsys.readouterr().out
+        assert message in " ".join(out.split()) and "Trial" not in out and len(out.strip().splitlines()) == 1, out
+        assert not (tmp_path / "z").exists()  # nothing written for a command refused
 
 
 @pytest.mark.parametrize(

@@ -121,8 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--seed", type=int, default=0)
     find.add_argument(
         "--out",
-        type=Path,
-        default=Path("lr_range_test.png"),
+        default="lr_range_test.png",
         help="the PNG to write (.png is added when missing; a folder gets lr_range_test.png); the curve goes beside "
         "it as JSON",
     )
@@ -415,6 +414,14 @@ def _sweep_command(args: argparse.Namespace) -> int:
     try:
         options = _workload_options(args.workload_option, args.workload)
         enqueue = [json.loads(e) if e.lstrip().startswith("{") else e for e in args.enqueue]
+        space = _space_file(args.space)
+        for flag, value, least in (
+            ("--steps", args.steps, 1),
+            ("--batch-size", args.batch_size, 1),
+            ("--trials", args.trials, 0),
+        ):
+            if value is not None and value < least:
+                raise UsageError(f"{flag} must be >= {least}, got {value}")
         with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task(f"sweep on {args.workload}", total=args.trials, best="")
 
@@ -423,7 +430,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
             study = run_sweep(
                 args.workload,
-                args.space,
+                space,
                 trials=args.trials,
                 out=args.out,
                 sampler=args.sampler,
@@ -465,6 +472,15 @@ def _sweep_command(args: argparse.Namespace) -> int:
             f"lr {best.user_attrs['config']['optimizer']['lr']:.3g}; config in {args.out / 'best.json'}"
         )
     return 0
+
+
+def _space_file(path: Path) -> dict[str, Any]:
+    """The search space in the JSON file ``--space``; :class:`UsageError` naming the file otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"--space {path}: {e.strerror or e}") from None
+    return json_object(text, f"--space {path}")
 
 
 def _find_lr_command(args: argparse.Namespace) -> int:
@@ -510,10 +526,11 @@ def _find_lr_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _png_path(out: Path) -> Path:
+def _png_path(given: str | Path) -> Path:
     """Where ``find-lr --out`` writes its picture: a folder (existing, or written with a trailing slash) gets
     ``lr_range_test.png`` inside it; a name without a suffix gets ``.png``; anything but .png is refused."""
-    if out.is_dir() or str(out).endswith(("/", os.sep)):
+    out = Path(given)
+    if out.is_dir() or str(given).endswith(("/", os.sep)):
         return out / "lr_range_test.png"
     if out.suffix == "":
         return out.with_name(out.name + ".png")

@@ -137,6 +137,10 @@ def run_sweep(
         raise ValueError("trials=None (every remaining grid point) needs the grid sampler")
     if trials is not None:
         trials = check_steps("trials", trials, minimum=0)
+    if steps is not None:
+        steps = check_steps("steps", steps, minimum=1)
+    if batch_size is not None:
+        batch_size = check_steps("batch_size", batch_size, minimum=1)
     if evals_per_trial < 1:
         raise ValueError(f"evals_per_trial must be >= 1, got {evals_per_trial!r}")
     if lr_from_range_test is not None:

@@ -27,9 +27,11 @@ import importlib.metadata
 import inspect
 import os
 import sys
+import traceback
 import types
 import typing
 import weakref
+from pathlib import Path
 from typing import Any
 
 from ._charlm import CharLM
@@ -131,12 +133,23 @@ def _import(reference: str) -> Any:
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as e:
+        if e.name is not None and e.name != module_name and not module_name.startswith(e.name + "."):
+            raise ValueError(f"workload {reference!r}: importing {module_name!r} failed: {_where(e)}") from e
         raise ValueError(f"workload {reference!r}: cannot import {module_name!r} ({e})") from None
+    except Exception as e:  # the user's module raised: one line saying what and where (the chain keeps the rest)
+        raise ValueError(f"workload {reference!r}: importing {module_name!r} failed: {_where(e)}") from e
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise ValueError(f"workload {reference!r}: {module_name!r} has no {attribute!r}")
         target = getattr(target, part)
     return target
+
+
+def _where(error: BaseException) -> str:
+    """``Type: message (file:line)`` of an exception, at the innermost frame that raised it."""
+    frames = traceback.extract_tb(error.__traceback__)
+    place = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{place}"
 
 
 def option_kinds(target: Any) -> dict[str, Any] | None:
@@ -188,8 +201,8 @@ def resolve_workload(workload: Any, options: dict[str, Any] | None = None) -> Wo
         _check_options(workload, option_kinds(target), options)
         try:
             built = target(**options)
-        except TypeError as e:
-            raise ValueError(f"workload {workload!r}: {e}") from None
+        except Exception as e:  # the user's class or factory raised: one line saying what and where
+            raise ValueError(f"workload {workload!r}: building it failed: {_where(e)}") from e
     else:
         if options:
             raise ValueError(f"workload {workload!r} is an instance: it takes no options (got {sorted(options)})")
