@@ -34,9 +34,9 @@ STEPS = 600  # optimizer updates of the final run (≈ 30 epochs of the 1,257 tr
 BATCH_SIZE = 64  # examples per update; lrtune's tools pass it to the workload, which batches the Dataset
 OPTIMIZER = "adam"  # lrtune auto: "adam" (untuned warm-up of 2/(1 − β2) updates) or "radam" (no warm-up)
 BETA2 = 0.98  # Adam's β2: 0.98 is the Transformer default; the warm-up is then 100 updates
-RANGE_TEST_STEPS = 200  # LR range test: 1e-7 -> 10 exponentially, 25 updates per decade (with 100 the steepest
-#                        point of this noisy curve landed at 0.9; with 200 at 0.02, where a grid finds the best LRs)
-CANDIDATES = 4  # lrtune auto: peak LRs a quarter of a decade apart below the range test's steepest point
+RANGE_TEST_STEPS = 200  # LR range test: 1e-7 -> 10 exponentially, 25 updates per decade (one test's steepest
+#                        point on this noisy curve moves by decades between seeds: auto reads two, see step 2)
+CANDIDATES = 4  # lrtune auto: peak LRs 0.3 decades apart from its LR estimate up (more beyond an edge winner)
 SEED = 0
 QUICK = {"STEPS": 30, "RANGE_TEST_STEPS": 30, "CANDIDATES": 2}  # --quick: a smoke test of every step
 
@@ -152,7 +152,8 @@ def main() -> None:
     for rule, lr in curve.suggestions().items():
         print(f"  {rule:16s} {lr:.3g}")
 
-    # 2. lrtune auto: peak LR, warm-up and schedule for this budget (range test + successive halving).
+    # 2. lrtune auto: peak LR, warm-up and schedule for this budget (a robust LR estimate from two range tests,
+    #    then candidates trained on the real schedule and compared after a short cooldown).
     t0 = time.perf_counter()
     choice = auto(
         task, steps=steps, batch_size=BATCH_SIZE, optimizer=OPTIMIZER, beta2=BETA2, candidates=candidates,
@@ -161,7 +162,8 @@ def main() -> None:
     lr = choice.config["optimizer"]["lr"]
     print(f"lrtune auto ({choice.updates} updates, {time.perf_counter() - t0:.1f} s): {OPTIMIZER} lr={lr:.3g}")
     for candidate in choice.candidates:
-        print(f"  candidate lr={candidate['lr']:.3g}: valid loss {candidate['valid_loss']}")
+        losses = candidate["valid_loss"] if isinstance(candidate["valid_loss"], list) else [candidate["valid_loss"]]
+        print(f"  candidate lr={candidate['lr']:.3g}: valid loss after its cooldown {losses[-1]:.4f}")
     print(f"  schedule {choice.config['schedule']}")
 
     # 3. The full run with those settings: checkpoints every 100 updates (resume=True continues bit-identically).
