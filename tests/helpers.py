@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,3 +189,13 @@ def open_in_chromium(page: Path, tmp_path: Path) -> tuple[int, int, int]:
     assert found is not None, title
     ok, total, errors = (int(x) for x in found.groups())
     return ok, total, errors
+
+
+@contextlib.contextmanager
+def default_sigint() -> Iterator[None]:
+    """SIGINT raising KeyboardInterrupt for the block (a test run in the background starts with it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 import pytest
 import torch
+from helpers import default_sigint
 
 import lrtune
 from lrtune.cli import main
@@ -83,11 +84,14 @@ def test_ctrl_c_while_a_trial_is_recorded_is_held_until_it_is(tmp_path: Path) ->
     def press(study: Any, trial: Any) -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep("digits", LISTS, trials=3, out=tmp_path, steps=5, sampler="random", pruner="none", callbacks=[press])
+    with default_sigint():
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(
+                "digits", LISTS, trials=3, out=tmp_path, steps=5, sampler="random", pruner="none", callbacks=[press]
+            )
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
     trials = _trials(url, "lrtune")
     assert [t.state for t in trials] == [TrialState.COMPLETE]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
 
 
 def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Path) -> None:

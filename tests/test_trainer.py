@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import default_sigint
 
 import lrtune
 from lrtune.schedules import from_spec, warmup_linear_decay
@@ -234,13 +235,14 @@ class _InterruptAt:
 
 def test_sigint_saves_and_stops_then_resumes_identically(digits: Digits, tmp_path: Path) -> None:
     full = _run(digits, tmp_path / "full", 60)
-    stopped = _run(_InterruptAt(digits, 23), tmp_path / "cut", 60)  # type: ignore[arg-type]
+    with default_sigint():
+        stopped = _run(_InterruptAt(digits, 23), tmp_path / "cut", 60)  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
     assert stopped.status == "interrupted" and stopped.steps == 23
     assert (tmp_path / "cut" / "checkpoints" / "step-00000023.pt").is_file()
     resumed = _run(digits, tmp_path / "cut", 60, resume=True)
     assert resumed.status == "completed"
     assert resumed.evals == full.evals
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_config_records_plain_workload_options_only(digits: Digits, tmp_path: Path) -> None:
