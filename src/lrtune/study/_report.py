@@ -223,6 +223,13 @@ def horizon_note(summary: dict[str, Any]) -> str:
             f"({', '.join(map(str, transfer['horizons']))} updates): the pick at every shorter horizon is within 2 % "
             f"of the best at {steps}{among}."
         )
+    if among:  # finalists trained to the target: the answer was measured there
+        return (
+            f"For runs of {steps} updates, measured at {steps}: the setting best after {worst['short']} updates is "
+            f"{100 * worst['regret']:.1f} % worse than the best after {worst['long']}{among} (rank correlation "
+            f"{worst['spearman']:.2f}) — short-horizon bias, which training the finalists to {steps} corrected. For "
+            "much longer training, run the study with its target at that length."
+        )
     return (
         f"For runs of {steps} updates only: the ranking is not stable across the study's horizons — the setting "
         f"best after {worst['short']} updates is {100 * worst['regret']:.1f} % worse than the best after "
