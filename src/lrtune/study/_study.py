@@ -328,11 +328,11 @@ def finalists(screened: dict[str, Any], preset: Preset) -> list[dict[str, Any]]:
         (s for s in screened["settings"] if s["steps"] == horizon),
         key=lambda s: (not math.isfinite(s["mean_valid_loss"]), s["mean_valid_loss"], s["cell"]),
     )
-    factors = sorted({json.loads(s["cell"])["lr"] for s in ranked})
 
     def factor(setting: dict[str, Any]) -> float:
         return float(json.loads(setting["cell"])["lr"])
 
+    factors = sorted({factor(s) for s in ranked})
     at = factors.index(factor(ranked[0]))
     beside = {factors[i] for i in (at - 1, at + 1) if 0 <= i < len(factors)}
     chosen = [ranked[0]]

@@ -11,8 +11,6 @@ a smaller number is training (two workers that picked the same point) is not tra
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runner import RunRecord, train
+from ..runner._trainer import _InterruptFlag
 from ._samplers import eval_points
 from ._space import suggest
 from ._storage import mark_worker, optuna
@@ -35,23 +34,18 @@ class HeldInterrupt:
     own handler finishes the update and returns ``"interrupted"``. A second Ctrl-C interrupts at once."""
 
     def __init__(self) -> None:
-        self.pressed = False
-        self._previous: Any = None
+        self._flag = _InterruptFlag()  # the trainer's: first press a flag, a second one KeyboardInterrupt
 
     def __enter__(self) -> HeldInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._flag.install()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        self._flag.restore()
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
+    @property
+    def pressed(self) -> bool:
+        return self._flag.raised
 
     def check(self) -> None:
         if self.pressed:
