@@ -207,6 +207,57 @@ def test_two_concurrent_workers_never_train_the_same_configuration(tmp_path: Pat
     assert len(pids) == 2  # both workers took part
 
 
+def _race(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finish_other: bool) -> tuple[Any, Any]:
+    """Trial 1 looks for twins before trial 0 (another worker's) has recorded the same config, so both start; once
+    trial 1 trains, trial 0 records that config (and, with ``finish_other``, completes with the value 0.5)."""
+    from lrtune.tune import _trial
+    from lrtune.tune._space import load_space
+    from lrtune.workloads import resolve_workload
+
+    study = optuna.create_study(direction="minimize")
+    other = study.ask()  # number 0: a worker that has asked for its trial and not yet recorded its config
+    trial = study.ask()
+    task = resolve_workload("digits", {})
+    sweep = _trial.Sweep(
+        task=task, space=load_space({"optimizer": ["adam"], "lr": [1e-2]}), defaults={"steps": 40, "batch_size": 32},
+        factors=None, seed=0, out_dir=tmp_path, evals=4, pruner="none", rungs="continue", first_rung=1,
+    )  # fmt: skip
+    real = _trial.train
+
+    def train(*args: Any, **kwargs: Any) -> Any:
+        other.set_user_attr("config", trial.user_attrs["config"])
+        if finish_other:
+            study.tell(other, 0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_trial, "train", train)
+    return sweep, trial
+
+
+def test_of_two_workers_training_one_config_the_later_number_stops_at_its_next_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep, trial = _race(tmp_path, monkeypatch, finish_other=False)
+    with pytest.raises(optuna.TrialPruned, match="trial 0 is training the same configuration"):
+        _trial_objective(sweep, trial)
+    assert trial.user_attrs["twin_of"] == 0
+    assert trial.user_attrs["updates"] == 10  # it trained to its first evaluation, and says so
+
+
+def test_a_trial_whose_config_completes_elsewhere_while_it_trains_takes_that_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep, trial = _race(tmp_path, monkeypatch, finish_other=True)
+    assert _trial_objective(sweep, trial) == 0.5
+    assert trial.user_attrs["duplicate_of"] == 0 and trial.user_attrs["updates"] == 10
+
+
+def _trial_objective(sweep: Any, trial: Any) -> float:
+    from lrtune.tune._trial import objective
+
+    return objective(sweep, trial)
+
+
 def test_a_grid_sweep_run_by_two_workers_covers_each_point_once(tmp_path: Path) -> None:
     (tmp_path / "space.json").write_text(json.dumps(LISTS))
     args = ["sweep", "--workload", "digits", "--space", "space.json", "--steps", "150", "--sampler", "grid"]

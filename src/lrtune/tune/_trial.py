@@ -107,6 +107,26 @@ def configure(sweep: Sweep, trial: Any) -> dict[str, Any] | float:
     mark_worker(trial)
     config = suggest(trial, sweep.space, sweep.defaults, sweep.factors)
     trial.set_user_attr("config", config)
+    try:
+        value = check_twins(trial, config)
+    except optuna().TrialPruned:
+        trial.set_user_attr("updates", 0)
+        raise
+    if value is None:
+        return config
+    trial.set_user_attr("updates", 0)
+    trial.set_user_attr("train_seconds", 0.0)
+    return value
+
+
+def check_twins(trial: Any, config: dict[str, Any]) -> float | None:
+    """The value of a completed trial with the same config (recorded as ``duplicate_of``), or None; raises
+    ``TrialPruned`` (recording ``twin_of``) when a running trial with a smaller number trains the same config.
+
+    Two workers that draw one config at once each record it, then look: the one that looks last sees the other.
+    If that one has the smaller number it keeps training and the other only learns of it at its next look, so a
+    training trial looks again at each evaluation and before it completes (:func:`objective`): of two twins only
+    the one with the smaller number ever completes, and a twin that finds the config completed stops there."""
     state = optuna().trial.TrialState
     twins = [
         t
@@ -121,15 +141,20 @@ def configure(sweep: Sweep, trial: Any) -> dict[str, Any] | float:
             for key in ("status", "final_metrics"):
                 trial.set_user_attr(key, twin.user_attrs.get(key))
             trial.set_user_attr("duplicate_of", twin.number)
-            trial.set_user_attr("updates", 0)
-            trial.set_user_attr("train_seconds", 0.0)
             return float(twin.value)
     for twin in twins:
         if twin.number < trial.number:
             trial.set_user_attr("twin_of", twin.number)
-            trial.set_user_attr("updates", 0)
             raise optuna().TrialPruned(f"trial {twin.number} is training the same configuration")
-    return config
+    return None
+
+
+class _Duplicate(Exception):
+    """Raised from a training run's callback: the config completed in another trial meanwhile (its value)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(value)
+        self.value = value
 
 
 def rung_indices(first: int, evals: int, factor: int = 4) -> list[int]:
@@ -160,6 +185,9 @@ def objective(sweep: Sweep, trial: Any) -> float:
         if index is None or index in reported:
             return
         reported.add(index)
+        value = check_twins(trial, config)
+        if value is not None:
+            raise _Duplicate(value)
         trial.report(_value(line["eval"].get("valid_loss")), index)
         if trial.should_prune():
             raise optuna().TrialPruned(f"pruned at update {line['step']}")
@@ -187,10 +215,15 @@ def objective(sweep: Sweep, trial: Any) -> float:
             out_dir=sweep.run_dir(trial.number),
             diagnostics=sweep.diagnose(config),
         )
+    except _Duplicate as duplicate:
+        return duplicate.value
     finally:
-        trial.set_user_attr("updates", spent + updates)
+        trial.set_user_attr("updates", spent + updates)  # what it trained, also when it stopped for a twin
         trial.set_user_attr("train_seconds", time.perf_counter() - began)
     _raise_if_interrupted(record, trial)
+    value = check_twins(trial, config)  # last look before completing
+    if value is not None:
+        return value
     trial.set_user_attr("status", record.status)
     trial.set_user_attr("final_metrics", record.final_metrics)
     return _final(record)
