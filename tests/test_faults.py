@@ -252,6 +252,32 @@ def test_a_trial_whose_config_completes_elsewhere_while_it_trains_takes_that_val
     assert trial.user_attrs["duplicate_of"] == 0 and trial.user_attrs["updates"] == 10
 
 
+def test_a_successive_halving_member_looks_for_twins_before_each_rung(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker's trial 0 records trial 1's config once trial 1 trains its first rung: trial 1 stops there."""
+    from lrtune.tune import _trial
+
+    (tmp_path / "out").mkdir()
+    url = f"sqlite:///{tmp_path / 'out' / 'lrtune.db'}"
+    other = optuna.create_study(study_name="lrtune", storage=url, direction="minimize").ask()
+    real = _trial.train
+
+    def train(*args: Any, **kwargs: Any) -> Any:
+        mine = [t for t in optuna.load_study(study_name="lrtune", storage=url).trials if t.number == 1]
+        other.set_user_attr("config", mine[0].user_attrs["config"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_trial, "train", train)
+    space = {"optimizer": ["adam"], "lr": [1e-2]}
+    study = run_sweep(
+        "digits", space, trials=1, out=tmp_path / "out", sampler="random", pruner="sh", steps=40, batch_size=32
+    )
+    mine = study.trials[1]
+    assert mine.state == TrialState.PRUNED and mine.user_attrs["twin_of"] == 0
+    assert mine.user_attrs["updates"] == 10  # its first rung, and no more
+
+
 def _trial_objective(sweep: Any, trial: Any) -> float:
     from lrtune.tune._trial import objective
 

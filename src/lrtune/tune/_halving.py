@@ -12,7 +12,7 @@ from typing import Any
 
 from ._samplers import eval_points
 from ._storage import Heartbeats, optuna, without_experimental_warnings
-from ._trial import Sweep, configure
+from ._trial import Sweep, check_twins, configure
 
 __all__ = ["Halving"]
 
@@ -147,9 +147,23 @@ class Halving:
             member["reported"].add(index)
             trial.report(member["value"], index)
 
+    def _twin_finished(self, member: dict[str, Any]) -> bool:
+        """Look for the member's twins again before it trains another rung (another worker's bracket may have
+        drawn the same config after this one looked, see :func:`check_twins`): finish it if one is found."""
+        try:
+            value = check_twins(member["trial"], member["config"])
+        except optuna().TrialPruned:
+            self._finish(member, state=optuna().trial.TrialState.PRUNED)
+            return True
+        if value is None:
+            return False
+        self._finish(member, values=value)
+        return True
+
     def _bracket(self, n: int) -> None:
         alive = self._members(n)
         for r, index in enumerate(self.rungs):
+            alive = [m for m in alive if not self._twin_finished(m)]
             for member in alive:
                 self._train_to(member, index)
             last = r == len(self.rungs) - 1
