@@ -3,20 +3,20 @@
 For a workload, every cell of the study's grid — its six recipes (SGD + momentum + clipping, Adam without and
 with warm-up, RAdam without and with warm-up, AlgoPerf's AdamW + cosine) × ``--lrs`` peak LRs half a decade apart
 (five over two decades by default, centred on the study's per-family LR) — is trained to completion at each
-horizon T (``--horizons``, a factor of 4 apart, plus ``--extra`` ones such as 8× the quick preset's 100): the
+horizon T (``--horizons``, a factor of 4 apart, plus ``--extra`` ones such as 8× the quick preset's 50): the
 same config with its whole schedule (warm-up 10 % of T, 5 % for AlgoPerf; decay to 0 at T) compressed to T
-updates, one seed. The shortest horizon is also run with a second seed for the quick preset's 3 LRs, so that its
-recommendation is computed as the study computes it (mean over 2 seeds). Then, for every pair of horizons
-(short a, long b):
+updates, one seed (``--second-seed`` also runs the shortest horizon's quick-preset cells with seed 1, for the
+seeds' spread). Then, for every pair of horizons (short a, long b):
 
 * Spearman's rank correlation of the cells' final validation losses (a diverged run ranks last),
 * top-1 agreement (is the best cell at a the best at b?),
 * regret: the loss at b of the cell picked at a, over the best loss at b, minus 1,
 
-over all cells and within each recipe (its best LR); and the same regret for the quick preset's pick and for
-``lrtune auto`` (``--auto``: auto run with the budget T, its chosen config trained to T). ``--study`` runs the
-study's quick preset with ``--target-steps`` and reports its recommendation's loss at the target against the
-best cell there.
+over all cells and within each recipe (its best LR); and the same regret for the quick preset's screening pick
+(the best of its 18 cells at the shortest horizon, seed 0, as the preset screens). What the study answers after
+training its finalists to the target is measured by ``study_transfer.py`` (``--cells`` replays it from this
+benchmark's results file). The grid is centred on ``lrtune.study.LR_CENTRES`` (what the study uses on
+translation; on other workloads the study centres its grid by range tests, which ``study_transfer.py`` runs).
 
 Every run also records its validation loss ``--evals`` times along its schedule (from the first horizons of
 the benchmark's first version on, only at the end), so that rankings in the middle of a long schedule (what
@@ -126,7 +126,7 @@ def compare(short: dict[Any, float], long: dict[Any, float]) -> dict[str, Any]:
 def analyse(
     losses: dict[tuple[str, int, int], float], horizons: list[int], quick: dict[tuple[str, int], float]
 ) -> dict[str, Any]:
-    """Every pair of horizons: overall and per recipe; the quick preset's pick (2-seed means at the shortest)."""
+    """Every pair of horizons: overall and per recipe; the quick preset's screening pick (at the shortest)."""
     out: dict[str, Any] = {"pairs": {}}
     for a, b in itertools.combinations(sorted(horizons), 2):
         at_a = {(r, k): v for (r, k, t), v in losses.items() if t == a}
@@ -166,6 +166,9 @@ def main() -> None:
     parser.add_argument(
         "--evals", type=int, default=16, help="validation losses per run (mid-schedule rankings are read from them)"
     )
+    parser.add_argument(
+        "--second-seed", action="store_true", help="also seed 1 for the quick preset's cells at the shortest horizon"
+    )
     parser.add_argument("--report", action="store_true", help="only analyse the cells already there")
     parser.add_argument(
         "--results",
@@ -189,7 +192,7 @@ def main() -> None:
     batch = BATCH[args.workload]
     task = None if args.report else get_workload(args.workload, **OPTIONS.get(args.workload, {}))
     # cells: horizons in increasing order (short-horizon answers first), within each the quick preset's LRs first,
-    # then the quick preset's second seed at the shortest horizon
+    # then (--second-seed) the quick preset's cells with seed 1 at the shortest horizon
     plan = [
         (r, k, t, 0)
         for t in horizons
@@ -198,7 +201,8 @@ def main() -> None:
         for k in ks
         if (k in QUICK_FACTORS) == quick
     ]
-    plan += [(r, k, min(horizons), 1) for r in args.recipes for k in QUICK_FACTORS if k in ks]
+    if args.second_seed:
+        plan += [(r, k, min(horizons), 1) for r in args.recipes for k in QUICK_FACTORS if k in ks]
     results_file = (
         args.results or Path(__file__).resolve().parent / "results" / "horizon_transfer" / f"{args.workload}.json"
     )
@@ -242,12 +246,7 @@ def main() -> None:
         )
     losses = {(r, k, t): loss_of(o) for (r, k, t, s), o in outcomes.items() if s == 0}
     shortest = min(horizons)
-    quick = {}
-    for r in args.recipes:
-        for k in QUICK_FACTORS:
-            pair = [outcomes.get((r, k, shortest, s)) for s in (0, 1)]
-            if all(pair):
-                quick[(r, k)] = sum(loss_of(o) for o in pair if o) / 2
+    quick = {(r, k): loss for (r, k, t), loss in losses.items() if t == shortest and k in QUICK_FACTORS}
     report = {
         "workload": args.workload,
         "horizons": horizons,

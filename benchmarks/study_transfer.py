@@ -1,0 +1,150 @@
+"""Does the study's recommendation hold at the horizon it is for? The quick preset with every setting a finalist.
+
+The quick preset screens its 18 settings (6 recipes × 3 peak LRs) at 50 updates and trains its ``finalists``
+again with their whole schedule stretched to the target (400 updates), recommending the best of them there. This
+benchmark runs that same study — lrtune's own code, the grid centred as the study centres it (on translation its
+measured LRs, on any other workload its range tests) — with *every* screened setting a finalist, so the best of all
+18 settings at the target is known. From it, the study's answer with k finalists (the first k in the order
+:func:`lrtune.study.finalists` gives them) is replayed for k = 1 (no finalists: the screening's pick, trained to the
+target) up to 6, with its regret: its loss at the target over the best of the 18 there, minus 1.
+
+Resumable: the study is (run it again to continue; finished runs are not redone). Loss values do not depend on
+how busy the machine is (only its seconds do), but they do depend on the thread count (the summation order):
+``--threads`` fixes it. Results: ``benchmarks/results/study_transfer/WORKLOAD.json`` (``--results``).
+
+Usage:
+    python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2
+    python benchmarks/study_transfer.py --workload digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrtune._json import write_json
+from lrtune.study import PRESETS, run_study
+from lrtune.study._study import finalists
+
+logger = logging.getLogger("study_transfer")
+
+
+def replay(summary: dict[str, Any], ks: range) -> dict[str, Any]:
+    """The study's answer with k finalists, for each k, from a study in which every setting was a finalist."""
+    settings = summary["settings"]
+    screening = max(s["steps"] for s in settings if s["steps"] < summary["horizon"])
+    target = summary["horizon"]
+    at_target = {s["cell"]: s["mean_valid_loss"] for s in settings if s["steps"] == target}
+    screened = [s for s in settings if s["steps"] == screening]
+    if len(at_target) != len(screened):
+        raise ValueError(f"{len(screened)} settings screened, {len(at_target)} at the target: run it again")
+    preset = dataclasses.replace(PRESETS["quick"], finalists=len(screened))
+    order = [json.dumps({k: v for k, v in p.items() if k != "seed"}, sort_keys=True) for p in finalists(
+        {"settings": screened}, preset
+    )]  # fmt: skip
+    cells = {json.dumps(json.loads(c), sort_keys=True): c for c in at_target}
+    order = [cells[c] for c in order]
+    best = min(at_target, key=lambda c: (not math.isfinite(at_target[c]), at_target[c]))
+    screened_loss = {s["cell"]: s["mean_valid_loss"] for s in screened}
+    rows = []
+    for k in ks:
+        pick = min(order[:k], key=lambda c: (not math.isfinite(at_target[c]), at_target[c]))
+        rows.append(
+            {
+                "finalists": k,
+                "pick": json.loads(pick),
+                "loss_at_target": at_target[pick],
+                "regret": at_target[pick] / at_target[best] - 1,
+            }
+        )
+    return {
+        "screening_steps": screening,
+        "target_steps": target,
+        "best_at_target": {"cell": json.loads(best), "loss": at_target[best]},
+        "finalist_order": [
+            {"cell": json.loads(c), "screening_loss": screened_loss[c], "loss_at_target": at_target[c]} for c in order
+        ],
+        "answers": rows,
+    }
+
+
+def from_horizon_transfer(path: Path, screening: int, target: int) -> dict[str, Any]:
+    """A summary's ``settings`` built from ``horizon_transfer.py``'s cells (seed 0) of the quick preset's grid:
+    the same runs when the benchmark centres the grid as the study does (translation's measured LRs)."""
+    outcomes = json.loads(path.read_text())["outcomes"]
+    settings = []
+    for name, outcome in outcomes.items():
+        recipe, rest = name.rsplit("_lr", 1)
+        k, horizon, seed = rest.split("_")
+        if int(k) not in (-1, 0, 1) or seed != "s0" or int(horizon[1:]) not in (screening, target):
+            continue
+        loss = outcome["final_metrics"].get("valid_loss")
+        ok = outcome["status"] == "completed" and loss is not None and math.isfinite(loss)
+        cell = json.dumps({"lr": 10 ** (int(k) / 2), "optimizer": recipe}, sort_keys=True)
+        settings.append({"cell": cell, "steps": int(horizon[1:]), "mean_valid_loss": loss if ok else math.inf})
+    return {"settings": settings, "horizon": target}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", required=True)
+    parser.add_argument("--out", type=Path, default=Path("out/study_transfer"))
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument(
+        "--cells",
+        type=Path,
+        default=None,
+        help="replay from horizon_transfer.py's results file (its 50- and 400-update cells) instead of training",
+    )
+    args = parser.parse_args()
+    if args.cells:
+        replayed = replay(from_horizon_transfer(args.cells, 50, 400), range(1, 7))
+        for row in replayed["answers"]:
+            print(f"{row['finalists']} finalist(s): {row['pick']} {row['loss_at_target']:.4f} "
+                  f"regret {100 * row['regret']:+.1f} %")  # fmt: skip
+        print(json.dumps(replayed["finalist_order"], indent=1))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quick = PRESETS["quick"]
+    n = len(quick.recipes) * len(quick.lr_factors)
+    preset = dataclasses.replace(quick, finalists=n)
+    began = time.perf_counter()
+    summary = run_study(args.workload, preset=preset, out=args.out / args.workload, report=False)
+    result = {
+        "workload": args.workload,
+        "preset": "quick, every setting a finalist",
+        "lr_centres": summary["lr_centres"],
+        "batch_size": summary["batch_size"],
+        **replay(summary, range(1, 7)),
+        "compute": summary["compute"],
+        "seconds_this_call": time.perf_counter() - began,
+        "machine": {"threads": torch.get_num_threads(), "cpus": os.cpu_count()},
+    }
+    path = args.results or Path(__file__).resolve().parent / "results" / "study_transfer" / f"{args.workload}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, result)
+    best = result["best_at_target"]
+    print(f"best of {n} at {result['target_steps']}: {best['cell']} {best['loss']:.4f}")
+    for row in result["answers"]:
+        print(
+            f"{row['finalists']} finalist(s): {row['pick']} {row['loss_at_target']:.4f} "
+            f"regret {100 * row['regret']:+.1f} %"
+        )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
