@@ -5,8 +5,8 @@ again with their whole schedule stretched to the target (400 updates), recommend
 benchmark runs that same study — lrtune's own code, the grid centred as the study centres it (on translation its
 measured LRs, on any other workload its range tests) — with *every* screened setting a finalist, so the best of all
 18 settings at the target is known. From it, the study's answer with k finalists (the first k in the order
-:func:`lrtune.study.finalists` gives them) is replayed for k = 1 (no finalists: the screening's pick, trained to the
-target) up to 6, with its regret: its loss at the target over the best of the 18 there, minus 1.
+``lrtune.study._study.choose_finalists`` gives them) is replayed for k = 1 (no finalists: the screening's pick,
+trained to the target) up to 6, with its regret: its loss at the target over the best of the 18 there, minus 1.
 
 Resumable: the study is (run it again to continue; finished runs are not redone). Loss values do not depend on
 how busy the machine is (only its seconds do), but they do depend on the thread count (the summation order):
@@ -34,7 +34,7 @@ import torch
 
 from lrtune._json import write_json
 from lrtune.study import PRESETS, run_study
-from lrtune.study._study import finalists
+from lrtune.study._study import choose_finalists
 
 logger = logging.getLogger("study_transfer")
 
@@ -49,7 +49,7 @@ def replay(summary: dict[str, Any], ks: range) -> dict[str, Any]:
     if len(at_target) != len(screened):
         raise ValueError(f"{len(screened)} settings screened, {len(at_target)} at the target: run it again")
     preset = dataclasses.replace(PRESETS["quick"], finalists=len(screened))
-    order = [json.dumps({k: v for k, v in p.items() if k != "seed"}, sort_keys=True) for p in finalists(
+    order = [json.dumps({k: v for k, v in p.items() if k != "seed"}, sort_keys=True) for p in choose_finalists(
         {"settings": screened}, preset
     )]  # fmt: skip
     cells = {json.dumps(json.loads(c), sort_keys=True): c for c in at_target}

@@ -130,7 +130,7 @@ def test_presets_are_what_the_study_claims() -> None:
     assert quick["optimizer"] == ["sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf"]
     assert len(quick["lr"]) == 3 and quick["seed"] == [0] and grid_size(quick) == 18
     assert PRESETS["quick"].steps == (50,) and PRESETS["quick"].horizon == 400 and PRESETS["quick"].has_final
-    assert PRESETS["quick"].finalists == 3
+    assert PRESETS["quick"].finalists == 2
     standard = study_space(PRESETS["standard"])
     assert standard["beta2"] == [0.98, 0.999] and len(standard["total_steps"]) == 2 and len(standard["lr"]) == 5
     with pytest.raises(ValueError, match="preset must be one of"):
@@ -320,7 +320,7 @@ def _neighbours(f: float, grid: tuple[float, ...]) -> set[float]:
 
 def test_finalists_are_the_best_and_the_best_beside_its_lr() -> None:
     """Short-horizon bias moves the best LR either way: the finalists straddle the screening's best LR."""
-    from lrtune.study._study import finalists
+    from lrtune.study._study import choose_finalists
 
     def setting(recipe: str, f: float, loss: float) -> dict[str, object]:
         return {"steps": 50, "cell": json.dumps({"lr": f, "optimizer": recipe}), "mean_valid_loss": loss}
@@ -337,11 +337,11 @@ def test_finalists_are_the_best_and_the_best_beside_its_lr() -> None:
         (5, [("adam", 10.0), ("radam", 100.0), ("adam", 1.0), ("adam", 0.1), ("radam", 10.0)]),
     ]:
         preset = Preset(("adam", "radam"), grid, (3,), (50,), 64, 1, None, target_steps=400, finalists=k)
-        got = finalists(screened, preset)
+        got = choose_finalists(screened, preset)
         assert [(p["optimizer"], p["lr"]) for p in got] == expected and all(p["seed"] == 3 for p in got)
     diverged_best = {"settings": [setting("adam", 0.1, math.inf), setting("adam", 1.0, 2.0)]}
     one = Preset(("adam",), (0.1, 1.0), (0,), (50,), 64, 1, None, target_steps=400, finalists=1)
-    assert [p["lr"] for p in finalists(diverged_best, one)] == [1.0]  # a diverged setting is never the best
+    assert [p["lr"] for p in choose_finalists(diverged_best, one)] == [1.0]  # a diverged setting is never the best
 
 
 def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_path: Path) -> None:
@@ -363,7 +363,9 @@ def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_pa
     assert rec["config"]["schedule"]["total_steps"] == 80
     assert rec["mean_valid_loss"] == min(s["mean_valid_loss"] for s in final)
     assert summary["transfer"]["pairs"][0]["cells"] == 2 and summary["missing"] == []
-    assert "(compared over the 2 settings run at both)" in horizon_note(summary)  # the finalists, not the grid
+    note = horizon_note(summary)
+    assert "(compared over the 2 settings run at both)" in note  # the finalists, not the grid
+    assert summary["transfer"]["stable"] or "the best of the 2 finalists trained to 80" in note
     centres = summary["lr_centres"]  # not translation: each recipe's grid is centred on its own LR estimate
     assert centres["source"] == "estimate_lr" and set(centres["lr"]) == {"adam", "sgd_clip"}
     for s in screening:
@@ -372,3 +374,14 @@ def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_pa
     assert (tmp_path / "final" / "trials.csv").is_file() and (tmp_path / "recommended.json").is_file()
     again = run_study("digits", preset=preset, out=tmp_path, target_steps=80)  # complete: only re-read
     assert again["recommendation"] == rec and again["compute"] == summary["compute"]
+    more = run_study("digits", preset=preset, out=tmp_path, target_steps=80, finalists=3)  # one more finalist
+    assert {s["cell"] for s in final} < {s["cell"] for s in more["settings"] if s["steps"] == 80}
+    assert more["compute"]["updates"] == summary["compute"]["updates"] + 80  # the first two were not trained again
+
+
+def test_study_finalists_flag_is_checked_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["study", "--workload", "digits", "--finalists", "0", "--out", str(tmp_path / "S")]) == 2
+    assert "finalists must be an integer >= 1, got 0" in capsys.readouterr().out
+    assert not (tmp_path / "S").exists()

@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         "preset's; longer than its runs, its best settings are trained that long)",
     )
     study.add_argument(
+        "--finalists",
+        type=int,
+        default=None,
+        help="how many of the screening's settings are trained to the target (default: the preset's; more cost "
+        "more and miss less)",
+    )
+    study.add_argument(
         "--batch-size",
         type=int,
         default=None,
@@ -302,10 +309,10 @@ def _study_command(args: argparse.Namespace) -> int:
     try:
         options = _workload_options(args.workload_option, args.workload)
         name, preset = resolve_preset(args.preset, args.seeds)
-        preset = with_target(preset, args.target_steps)
+        preset = with_target(preset, args.target_steps, args.finalists)
         space = study_space(preset)
         screening = grid_size(space)
-        total = screening + (preset.finalists if preset.has_final else 0)
+        total = screening + (min(preset.finalists, screening // len(preset.seeds)) if preset.has_final else 0)
         grid = make_sampler("grid", 0, space)
         done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
@@ -326,6 +333,7 @@ def _study_command(args: argparse.Namespace) -> int:
                 storage=args.storage,
                 seeds=args.seeds,
                 target_steps=args.target_steps,
+                finalists=args.finalists,
                 batch_size=args.batch_size,
                 workload_options=options,
                 callbacks=[advance],

@@ -227,8 +227,10 @@ def horizon_note(summary: dict[str, Any]) -> str:
         return (
             f"For runs of {steps} updates, measured at {steps}: the setting best after {worst['short']} updates is "
             f"{100 * worst['regret']:.1f} % worse than the best after {worst['long']}{among} (rank correlation "
-            f"{worst['spearman']:.2f}) — short-horizon bias, which training the finalists to {steps} corrected. For "
-            "much longer training, run the study with its target at that length."
+            f"{worst['spearman']:.2f}) — short-horizon bias. The answer is the best of the {cells} finalists trained "
+            f"to {steps}; a setting the screening ranked below them was not trained that long and may be better "
+            "there: train more finalists (--finalists) when that matters, and for much longer training set the "
+            "target at that length."
         )
     return (
         f"For runs of {steps} updates only: the ranking is not stable across the study's horizons — the setting "

@@ -61,7 +61,7 @@ class Preset:
 
     ``target_steps``: the number of updates the recommendation is for (the user's training length; default the
     longest ``steps``). When it is longer than every screening run, ``finalists`` settings of the screening (its
-    best and the best beside its peak LR, see :func:`finalists`) are trained again with their whole schedule
+    best and the best beside its peak LR, see :func:`choose_finalists`) are trained again with their whole schedule
     stretched to ``target_steps`` (first seed), and the best of them at the target is the recommendation:
     short-horizon bias can reorder settings (a peak LR ahead after 50 or 100 updates may stall by 400 or 800, or
     the reverse), so the answer is measured at the horizon it is for."""
@@ -116,8 +116,9 @@ ALL = ("sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf")
 HALF_DECADES = tuple(10 ** (k / 2) for k in range(-2, 3))
 PRESETS: dict[str, Preset] = {
     # ≤ 10 minutes on 2 CPU cores: 6 recipes × 3 LRs (half a decade apart), 50 updates each, then the best
-    # setting and the best at each neighbouring LR trained for 400 updates: the recommendation is for 400 updates
-    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0,), (50,), 800, 2, 50, target_steps=400, finalists=3),
+    # setting and the best at the better neighbouring LR trained for 400 updates: the recommendation is for 400
+    # updates (replayed on the benchmarks' cells, a third finalist changed no answer: benchmarks/study_transfer.py)
+    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0,), (50,), 800, 2, 50, target_steps=400, finalists=2),
     # the full comparison: 5 LRs over two decades, warm-up length, run length and RAdam's β2 as axes
     "standard": Preset(ALL, HALF_DECADES, (0, 1), (400, 800), 1000, 8, 200, (20, 40, 80), (0.98, 0.999)),
     # the paper's scale on this workload (hours on CPUs; spread it over workers with a shared storage)
@@ -188,11 +189,12 @@ def resolve_preset(preset: str | Preset, seeds: int | None = None) -> tuple[str,
     return (preset if isinstance(preset, str) else "custom"), chosen
 
 
-def with_target(preset: Preset, target_steps: int | None) -> Preset:
-    """``preset`` whose recommendation is for ``target_steps`` updates (None: the preset's own)."""
-    if target_steps is None:
-        return preset
-    return Preset(**{**asdict(preset), "target_steps": target_steps})
+def with_target(preset: Preset, target_steps: int | None, finalists: int | None = None) -> Preset:
+    """``preset`` whose recommendation is for ``target_steps`` updates, choosing among ``finalists`` settings
+    trained that long (None: the preset's own)."""
+    changes = {"target_steps": target_steps, "finalists": finalists}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    return Preset(**{**asdict(preset), **changes}) if changes else preset
 
 
 def _json_safe(value: Any) -> Any:
@@ -216,6 +218,7 @@ def run_study(
     storage: str | None = None,
     seeds: int | None = None,
     target_steps: int | None = None,
+    finalists: int | None = None,
     batch_size: int | None = None,
     workload_options: dict[str, Any] | None = None,
     callbacks: list[Any] | None = None,
@@ -226,11 +229,13 @@ def run_study(
 
     ``seeds`` overrides the preset's number of seeds, ``target_steps`` the number of updates the recommendation
     is for (see :class:`Preset`: longer than the screening runs, the best ``finalists`` are trained that long,
-    under ``OUT/final``). ``workload_options`` go to the workload (translation's ``bleu_pairs`` defaults to the
-    preset's). ``callbacks`` are Optuna trial callbacks (e.g. a progress bar).
+    under ``OUT/final``); ``finalists`` overrides the preset's number of them (more cost more and miss less: a
+    setting the screening ranked below the finalists is never trained to the target). ``workload_options`` go to
+    the workload (translation's ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial
+    callbacks (e.g. a progress bar).
     """
     name, chosen = resolve_preset(preset, seeds)
-    chosen = with_target(chosen, target_steps)
+    chosen = with_target(chosen, target_steps, finalists)
     options = dict(workload_options or {})
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
@@ -272,7 +277,7 @@ def run_study(
         screened = analyse(study, out_dir, space=space)
         if screened["missing"]:
             raise ValueError(f"{len(screened['missing'])} screening runs are missing: run the study again")
-        points = finalists(screened, chosen)
+        points = choose_finalists(screened, chosen)
         final_preset = Preset(**{**asdict(chosen), "steps": (chosen.horizon,), "seeds": chosen.seeds[:1]})
         final_space = study_space(final_preset)
         final = run_sweep(
@@ -314,7 +319,7 @@ def run_study(
     return summary
 
 
-def finalists(screened: dict[str, Any], preset: Preset) -> list[dict[str, Any]]:
+def choose_finalists(screened: dict[str, Any], preset: Preset) -> list[dict[str, Any]]:
     """The grid points (Optuna parameters, first seed) of the ``preset.finalists`` settings of a screening trained
     to the target: its best setting (lowest mean final validation loss over seeds at its longest horizon), then the
     best setting at each neighbouring peak LR of the grid (the better of them first), then the next best settings,
