@@ -203,8 +203,11 @@ def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.Captur
     assert main(["train", "--config", str(saved), "--out", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "completed" and record["steps"] == 40
+    runs = {p: p.stat().st_mtime_ns for p in (tmp_path / "a").glob("candidate-*/**/*") if p.is_file()}
     again = auto("digits", steps=40, batch_size=32, candidates=3, range_test_steps=30, out=tmp_path / "a")
-    assert again.config == config and again.updates == result.range_test_updates  # continued, nothing retrained
+    assert again.config == config
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs  # continued: no candidate run trained again
+    assert again.updates == again.range_test_updates + trained  # and the choice's compute still counts them
 
 
 def test_auto_looks_beyond_an_edge_winner() -> None:

@@ -82,7 +82,15 @@ class _Candidates:
     def __init__(self, task: Any, spec: dict[str, Any], schedule: dict[str, Any], batch: int, seed: int, root: Path):
         self.task, self.spec, self.schedule, self.batch, self.seed, self.root = task, spec, schedule, batch, seed, root
         self.pool: list[dict[str, Any]] = []
-        self.updates = 0
+        self.reached: dict[int, int] = {}  # candidate -> the update its run reached (trained now or earlier)
+        self.branch_updates = 0  # the cooldown branches' updates (trained now or earlier)
+        self.trained = 0  # the updates this call trained (runs of an earlier auto with these settings are reused)
+
+    @property
+    def updates(self) -> int:
+        """The compute of the choice: every candidate run to its furthest rung and every cooldown branch, whether
+        this call trained them or found them from an earlier call with the same settings."""
+        return sum(self.reached.values()) + self.branch_updates
 
     def add(self, lr: float) -> int:
         self.pool.append({"lr": lr, "valid_loss": [], "rungs": [], "status": "new"})
@@ -96,10 +104,12 @@ class _Candidates:
         optimizer = {**self.spec, "lr": candidate["lr"]}
         resume = _same_run(run_dir, optimizer, self.schedule) and any((run_dir / "checkpoints").glob("step-*.pt"))
         checkpoint = run_dir / "checkpoints" / f"step-{rung:08d}.pt"
-        if not (resume and checkpoint.is_file()):  # (an earlier auto with these settings got there already)
-            # a candidate directory of another choice (other settings) is auto's own scratch: replaced
+        if resume and checkpoint.is_file():  # an earlier auto with these settings got there already
+            self.reached[i] = max(self.reached.get(i, 0), rung)
+        else:  # a candidate directory of another choice (other settings) is auto's own scratch: replaced
             record, trained = self._train(i, rung, checkpoint_every=rung, resume=resume, overwrite=not resume)
-            self.updates += trained
+            self.trained += trained
+            self.reached[i] = max(self.reached.get(i, 0), record.steps)
             if record.status != "completed":
                 return self._record(candidate, rung, record.status, None)
         base = from_spec(self.schedule)
@@ -110,8 +120,11 @@ class _Candidates:
             record, trained = self._train(
                 i, rung + cooldown, schedule=branch, init_from=checkpoint, out_dir=branch_dir, overwrite=True
             )
-            self.updates += trained
+            self.trained += trained
+            self.branch_updates += trained
             done = {"status": record.status, "final_metrics": record.final_metrics}
+        else:  # read from an earlier call: its updates are still the choice's compute
+            self.branch_updates += max(0, int(done.get("steps", rung + cooldown)) - rung)
         return self._record(candidate, rung, done["status"], done["final_metrics"].get("valid_loss"))
 
     def _train(self, i: int, steps: int, **extra: Any) -> tuple[Any, int]:
@@ -146,12 +159,12 @@ class _Candidates:
     def finish(self, i: int, total: int) -> dict[str, Any]:
         """Continue candidate ``i``'s run from its last checkpoint to update ``total``: the full run, whose updates
         are not counted in :attr:`updates` (the compute of the choice); its outcome."""
-        record, added = self._train(i, total, resume=True)
+        record, _ = self._train(i, total, resume=True)
         return {
             "status": record.status,
             "metrics": record.final_metrics,
             "seconds": record.seconds,
-            "updates": added,  # what the full run added after the choice
+            "updates": max(0, record.steps - self.reached.get(i, 0)),  # what the full run adds after the choice
             "run_dir": str(self.root / f"candidate-{i}"),
         }
 
