@@ -84,7 +84,6 @@ class _Candidates:
         self.pool: list[dict[str, Any]] = []
         self.reached: dict[int, int] = {}  # candidate -> the update its run reached (trained now or earlier)
         self.branch_updates = 0  # the cooldown branches' updates (trained now or earlier)
-        self.trained = 0  # the updates this call trained (runs of an earlier auto with these settings are reused)
 
     @property
     def updates(self) -> int:
@@ -107,8 +106,7 @@ class _Candidates:
         if resume and checkpoint.is_file():  # an earlier auto with these settings got there already
             self.reached[i] = max(self.reached.get(i, 0), rung)
         else:  # a candidate directory of another choice (other settings) is auto's own scratch: replaced
-            record, trained = self._train(i, rung, checkpoint_every=rung, resume=resume, overwrite=not resume)
-            self.trained += trained
+            record, _ = self._train(i, rung, checkpoint_every=rung, resume=resume, overwrite=not resume)
             self.reached[i] = max(self.reached.get(i, 0), record.steps)
             if record.status != "completed":
                 return self._record(candidate, rung, record.status, None)
@@ -120,7 +118,6 @@ class _Candidates:
             record, trained = self._train(
                 i, rung + cooldown, schedule=branch, init_from=checkpoint, out_dir=branch_dir, overwrite=True
             )
-            self.trained += trained
             self.branch_updates += trained
             done = {"status": record.status, "final_metrics": record.final_metrics}
         else:  # read from an earlier call: its updates are still the choice's compute
