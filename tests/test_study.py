@@ -382,6 +382,11 @@ def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_pa
     assert more["compute"]["updates"] == summary["compute"]["updates"] + 80  # the first two were not trained again
 
 
+def test_the_horizon_note_of_a_single_finalist_says_there_is_no_ranking_to_compare() -> None:
+    summary = {"recommendation": {"for_steps": 400}, "transfer": {"horizons": [50, 400], "pairs": [], "stable": False}}
+    assert horizon_note(summary).startswith("For runs of 400 updates, measured at 400 on the one setting trained")
+
+
 def test_study_finalists_flag_is_checked_before_anything_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -211,6 +211,12 @@ def horizon_note(summary: dict[str, Any]) -> str:
             f"This is the best setting for runs of {steps} updates, the only horizon the study ran; for much longer "
             "training another setting may be best (short-horizon bias): run the study at the length you will train."
         )
+    if not transfer["pairs"]:  # one finalist: no two settings were run at two horizons
+        return (
+            f"For runs of {steps} updates, measured at {steps} on the one setting trained that long: the study's "
+            "horizons share too few settings to compare their rankings, and a setting the screening ranked lower "
+            f"may be better at {steps}: train more finalists (--finalists) when that matters."
+        )
     worst = max(transfer["pairs"], key=lambda p: p["regret"] if math.isfinite(p["regret"]) else math.inf)
     screened = {
         p["short"]: sum(s["steps"] == p["short"] for s in summary.get("settings", [])) for p in transfer["pairs"]
