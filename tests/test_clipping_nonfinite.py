@@ -213,7 +213,9 @@ def _ops_of_one_step(make: Any, n: int, groups: int = 1) -> list[str]:
 def test_default_step_is_per_group_and_reads_nothing_back(ours: type, peer: type, kw: dict, nonfinite: str) -> None:
     """The default step's device work is a fixed number of multi-tensor operations per group, whatever the number
     of parameters (no per-parameter step counts, norms moved or values read), and no value goes back to the host
-    within the step (no ``aten._local_scalar_dense``, what ``.item()`` runs: a GPU synchronisation)."""
+    within the step (no ``aten._local_scalar_dense``, what ``.item()`` runs: a GPU synchronisation). (On a CPU a
+    gradient of 64 Ki elements or more has its squared norm taken by a BLAS dot of its own: see the tests of
+    ``_check_norm`` below; these gradients are smaller.)"""
     make = lambda ps: ours(ps, nonfinite=nonfinite, **kw)  # noqa: E731
     few, many = _ops_of_one_step(make, 4), _ops_of_one_step(make, 64)
     assert few == many
@@ -250,3 +252,65 @@ def test_the_check_does_not_change_the_update(case: Case, dtype: torch.dtype) ->
     for other in runs[1:]:
         for a, b in zip(runs[0], other, strict=True):
             assert torch.equal(a, b)
+
+
+def _exact_norm(grads: list[torch.Tensor]) -> float:
+    return float(torch.sqrt(sum(((g.to(torch.float64).abs()) ** 2).sum() for g in grads)))  # type: ignore[arg-type]
+
+
+def test_check_norm_on_a_cpu_is_the_l2_norm_of_every_kind_of_gradient() -> None:
+    """The non-finite check's norm on a CPU (a BLAS dot per large contiguous float gradient, one multi-tensor call
+    for the rest) is the global L2 norm: checked against a float64 sum of squares over large, small,
+    non-contiguous, float64 and bfloat16 gradients, and against ``_foreach_norm``'s own value."""
+    from lrtune.optim._optimizer import _DOT_MIN_NUMEL, _check_norm, _global_norm
+
+    g = torch.Generator().manual_seed(0)
+    grads = [
+        torch.randn(_DOT_MIN_NUMEL * 4, generator=g) * 3,  # dot
+        torch.randn(512, 256, generator=g),  # dot (2-D, contiguous)
+        torch.randn(300, 400, generator=g).t(),  # large but not contiguous: multi-tensor call
+        torch.randn(7, generator=g),  # small: multi-tensor call
+        torch.randn(_DOT_MIN_NUMEL, generator=g, dtype=torch.float64),  # dot in float64
+    ]
+    assert float(_check_norm(grads)) == pytest.approx(_exact_norm(grads), rel=1e-6)
+    assert _check_norm(grads).dtype == torch.float32
+    # bfloat16 is not a dot dtype: it keeps the multi-tensor call (and its bfloat16 rounding), as before
+    grads.append(torch.randn(_DOT_MIN_NUMEL, generator=g).to(torch.bfloat16))
+    assert float(_check_norm(grads)) == pytest.approx(float(_global_norm(grads)), rel=1e-5)
+    assert float(_check_norm(grads)) == pytest.approx(_exact_norm(grads), rel=1e-3)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), 1e20])
+@pytest.mark.parametrize("where", ["large", "small"])
+def test_check_norm_flags_what_foreach_norm_flags(bad: float, where: str) -> None:
+    """A NaN or infinite element anywhere gives a non-finite norm, as with ``_foreach_norm``, and so does a finite
+    element whose square overflows float32 (1e20): neither rescales, so both flag exactly the same steps."""
+    from lrtune.optim._optimizer import _DOT_MIN_NUMEL, _check_norm, _global_norm
+
+    grads = [torch.ones(_DOT_MIN_NUMEL * 2), torch.ones(5)]
+    grads[0 if where == "large" else 1][3] = bad
+    assert not torch.isfinite(_check_norm(grads))
+    assert not torch.isfinite(_global_norm(grads))
+
+
+def test_default_step_skips_a_nan_in_a_large_cpu_gradient() -> None:
+    """End to end through the CPU dot path: a NaN in a large gradient skips the step, parameters and state as they
+    were, and raises at the next step."""
+    from lrtune.optim._optimizer import _DOT_MIN_NUMEL
+
+    p = torch.nn.Parameter(torch.ones(_DOT_MIN_NUMEL * 2))
+    for nonfinite in ("skip", "raise"):
+        opt = lrtune.Adam([p], lr=0.1, nonfinite=nonfinite)
+        p.grad = torch.ones_like(p)
+        opt.step()
+        before, state = p.detach().clone(), copy.deepcopy(opt.state[p])
+        p.grad[12345] = float("nan")
+        opt.step()
+        assert torch.equal(p.detach(), before)
+        if nonfinite == "skip":
+            assert opt.skipped_steps == 1
+            assert all(torch.equal(state[k], opt.state[p][k]) for k in state)
+        else:
+            with pytest.raises(FloatingPointError):
+                opt.step()
+            assert torch.equal(p.detach(), before)

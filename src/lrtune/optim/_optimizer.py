@@ -336,7 +336,7 @@ class AdaptiveOptimizer(torch.optim.Optimizer):
         all_grads = [g for _, _, _, grads in work for g in grads]
         norm = flag = None
         if all_grads and (self.max_grad_norm is not None or self.nonfinite != "ignore"):
-            norm = _global_norm(all_grads)
+            norm = _global_norm(all_grads) if self.max_grad_norm is not None else _check_norm(all_grads)
             if self.nonfinite != "ignore":
                 flag = torch.logical_not(torch.isfinite(norm)).to(torch.float32)
         # The previous step's check, queued before this step's norm: read it now, and raise for it if asked.
@@ -695,6 +695,38 @@ def _global_norm(grads: Sequence[Tensor]) -> Tensor:
         first = grads[0].device
         stacked = torch.stack([n.to(first) for n in norms])
     return torch.linalg.vector_norm(stacked, 2.0)
+
+
+def _check_norm(grads: Sequence[Tensor]) -> Tensor:
+    """‖g‖₂ over all gradients for the non-finite check alone (no clipping).
+
+    On a CPU, ``torch._foreach_norm`` reads large tensors at about half the rate of a read-only pass, which
+    made the check cost twice what reading the gradients costs. There the squared norm of each large
+    (≥ ``_DOT_MIN_NUMEL`` elements) contiguous float32/float64 gradient is its BLAS dot product with itself: one
+    read pass, and, with MKL's dot, closer to the exact (float64) norm than ``_foreach_norm`` (relative error
+    1.8e-7 against 1.4e-5, measured on the 23 M-parameter set of ``benchmarks/optimizer_step.py``). Below that
+    size a call per tensor costs more than it saves (~4 µs each), so small gradients keep the one multi-tensor
+    call. The dot overflows and underflows where ``_foreach_norm`` does (neither rescales: a gradient element
+    beyond ~1.8e19 gives inf in both), so the check flags exactly the same steps. Every other gradient (GPU,
+    half precision, complex, non-contiguous) goes through ``_global_norm``.
+    """
+    if not all(g.device.type == "cpu" for g in grads):
+        return _global_norm(grads)
+    squares: list[Tensor] = []
+    rest: list[Tensor] = []
+    for g in grads:
+        if g.dtype in _DOT_DTYPES and g.numel() >= _DOT_MIN_NUMEL and g.is_contiguous():
+            flat = g.view(-1)
+            squares.append(torch.dot(flat, flat).to(torch.float32))
+        else:
+            rest.append(g)
+    if rest:
+        squares.append(torch.square(_global_norm(rest)).to(torch.float32))
+    return torch.sqrt(torch.stack(squares).sum())
+
+
+_DOT_DTYPES = (torch.float32, torch.float64)
+_DOT_MIN_NUMEL = 1 << 16  # measured crossover: 64 Ki floats read in ~15 µs by either path
 
 
 def _foreach_step(
