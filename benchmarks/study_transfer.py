@@ -8,6 +8,11 @@ measured LRs, on any other workload its range tests) — with *every* screened s
 ``lrtune.study._study.choose_finalists`` gives them) is replayed for k = 1 (no finalists: the screening's pick,
 trained to the target) up to 6, with its regret: its loss at the target over the best of the 18 there, minus 1.
 
+``--rung N`` measures successive halving with an intermediate rung, from the same results: every setting is
+trained once more at N updates (its whole schedule compressed to N; the grid centred on the same LRs as the
+study's, read from the results file), and the answer of "screen 18 at 50, keep the best m at N, train the best
+k of those to the target" is replayed for each m and k, with its regret and its compute in updates.
+
 Resumable: the study is (run it again to continue; finished runs are not redone). Loss values do not depend on
 how busy the machine is (only its seconds do), but they do depend on the thread count (the summation order):
 ``--threads`` fixes it. Results: ``benchmarks/results/study_transfer/WORKLOAD.json`` (``--results``).
@@ -15,6 +20,7 @@ how busy the machine is (only its seconds do), but they do depend on the thread 
 Usage:
     python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2
     python benchmarks/study_transfer.py --workload digits
+    python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2 --rung 200
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 import torch
 
 from lrtune._json import write_json
-from lrtune.study import PRESETS, run_study
+from lrtune.study import LR_CENTRES, PRESETS, run_study
 from lrtune.study._study import choose_finalists
 
 logger = logging.getLogger("study_transfer")
@@ -95,6 +101,83 @@ def from_horizon_transfer(path: Path, screening: int, target: int) -> dict[str, 
     return {"settings": settings, "horizon": target}
 
 
+def _key(cell: dict[str, Any]) -> str:
+    return json.dumps({"lr": cell["lr"], "optimizer": cell["optimizer"]}, sort_keys=True)
+
+
+def replay_rung(result: dict[str, Any], rung: int, at_rung: dict[str, float]) -> list[dict[str, Any]]:
+    """Successive halving replayed: the screening's best m settings (by its ranking, ``finalist_order``) trained
+    to ``rung`` updates, the best k of those at the rung trained to the target, the best there recommended."""
+    order = [_key(f["cell"]) for f in result["finalist_order"]]
+    target = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}
+    best = result["best_at_target"]["loss"]
+    n = len(order)
+
+    def lowest(cells: list[str], loss: dict[str, float]) -> list[str]:
+        return sorted(cells, key=lambda c: (not math.isfinite(loss[c]), loss[c]))
+
+    rows = []
+    for m in range(2, n + 1):
+        kept = lowest(order[:m], at_rung)
+        for k in (1, 2, 3):
+            if k > m:
+                continue
+            pick = lowest(kept[:k], target)[0]
+            rows.append(
+                {
+                    "kept_at_rung": m,
+                    "finalists": k,
+                    "pick": json.loads(pick),
+                    "loss_at_target": target[pick],
+                    "regret": target[pick] / best - 1,
+                    "updates": n * result["screening_steps"] + m * rung + k * result["target_steps"],
+                }
+            )
+    return rows
+
+
+def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
+    """Train every quick-preset setting at ``rung`` updates on the results file's LR centres; replay halving."""
+    from lrtune.tune import run_sweep
+
+    result = json.loads(path.read_text())
+    quick = PRESETS["quick"]
+    space = {"optimizer": list(quick.recipes), "lr": list(quick.lr_factors), "seed": list(quick.seeds[:1])}
+    study = run_sweep(
+        args.workload,
+        space,
+        trials=None,
+        out=args.out / args.workload / f"rung-{rung}",
+        sampler="grid",
+        pruner="none",
+        study=f"rung-{rung}",
+        steps=rung,
+        batch_size=result["batch_size"],
+        evals_per_trial=quick.evals,
+        lr_centres=result["lr_centres"]["lr"],
+        run_dirs=True,
+        workload_options={"bleu_pairs": quick.bleu_pairs} if args.workload == "translation-de-en" else None,
+    )
+    at_rung: dict[str, float] = {}
+    for t in study.trials:
+        if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs and "twin_of" not in t.user_attrs:
+            value = t.value if t.value is not None and math.isfinite(t.value) else math.inf
+            at_rung[_key(t.params)] = value
+    if len(at_rung) != len(result["finalist_order"]):
+        raise SystemExit(f"{len(at_rung)} of {len(result['finalist_order'])} settings at {rung}: run it again")
+    rows = replay_rung(result, rung, at_rung)
+    result.setdefault("rungs", {})[str(rung)] = {"loss": at_rung, "halving": rows}
+    write_json(path, result)
+    for row in rows:
+        if row["finalists"] == 2 or row["kept_at_rung"] == len(at_rung):
+            print(
+                f"keep {row['kept_at_rung']:2d} at {rung}, {row['finalists']} to {result['target_steps']}: "
+                f"{row['pick']} {row['loss_at_target']:.4f} regret {100 * row['regret']:+.1f} % "
+                f"({row['updates']} updates)"
+            )
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True)
@@ -107,9 +190,34 @@ def main() -> None:
         default=None,
         help="replay from horizon_transfer.py's results file (its 50- and 400-update cells) instead of training",
     )
+    parser.add_argument(
+        "--rung", type=int, default=None, help="train every setting at this many updates and replay halving through it"
+    )
     args = parser.parse_args()
+    path = args.results or Path(__file__).resolve().parent / "results" / "study_transfer" / f"{args.workload}.json"
+    if args.rung:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        run_rung(args, path, args.rung)
+        return
     if args.cells:
         replayed = replay(from_horizon_transfer(args.cells, 50, 400), range(1, 7))
+        cells = json.loads(args.cells.read_text())
+        if cells["workload"] != args.workload:
+            raise SystemExit(f"--cells {args.cells} holds {cells['workload']}, not --workload {args.workload}")
+        if args.workload == "translation-de-en":  # the grid is then the study's: centred on LR_CENTRES
+            write_json(
+                path,
+                {
+                    "workload": args.workload,
+                    "preset": f"quick, replayed from {args.cells.name} (horizon_transfer.py's cells)",
+                    "lr_centres": {"source": "lrtune.study.LR_CENTRES", "lr": dict(LR_CENTRES)},
+                    "batch_size": cells["batch"],
+                    **replayed,
+                },
+            )
+            print(f"wrote {path}")
         for row in replayed["answers"]:
             print(f"{row['finalists']} finalist(s): {row['pick']} {row['loss_at_target']:.4f} "
                   f"regret {100 * row['regret']:+.1f} %")  # fmt: skip
@@ -133,7 +241,6 @@ def main() -> None:
         "seconds_this_call": time.perf_counter() - began,
         "machine": {"threads": torch.get_num_threads(), "cpus": os.cpu_count()},
     }
-    path = args.results or Path(__file__).resolve().parent / "results" / "study_transfer" / f"{args.workload}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     best = result["best_at_target"]
