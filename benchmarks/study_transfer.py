@@ -40,7 +40,7 @@ import torch
 
 from lrtune._json import write_json
 from lrtune.study import LR_CENTRES, PRESETS, run_study
-from lrtune.study._study import choose_finalists
+from lrtune.study._study import analyse, choose_finalists
 
 logger = logging.getLogger("study_transfer")
 
@@ -140,14 +140,22 @@ def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
     """Train every quick-preset setting at ``rung`` updates on the results file's LR centres; replay halving."""
     from lrtune.tune import run_sweep
 
+    if not path.is_file():
+        raise SystemExit(f"--rung needs the study's results file {path}: run this benchmark without --rung first")
     result = json.loads(path.read_text())
+    if not result["screening_steps"] < rung < result["target_steps"]:
+        raise SystemExit(
+            f"--rung must lie between the screening ({result['screening_steps']}) and the target "
+            f"({result['target_steps']}) updates, got {rung}"
+        )
     quick = PRESETS["quick"]
+    out = args.out / args.workload / f"rung-{rung}"
     space = {"optimizer": list(quick.recipes), "lr": list(quick.lr_factors), "seed": list(quick.seeds[:1])}
     study = run_sweep(
         args.workload,
         space,
         trials=None,
-        out=args.out / args.workload / f"rung-{rung}",
+        out=out,
         sampler="grid",
         pruner="none",
         study=f"rung-{rung}",
@@ -158,12 +166,9 @@ def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
         run_dirs=True,
         workload_options={"bleu_pairs": quick.bleu_pairs} if args.workload == "translation-de-en" else None,
     )
-    at_rung: dict[str, float] = {}
-    for t in study.trials:
-        if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs and "twin_of" not in t.user_attrs:
-            value = t.value if t.value is not None and math.isfinite(t.value) else math.inf
-            at_rung[_key(t.params)] = value
-    if len(at_rung) != len(result["finalist_order"]):
+    measured = analyse(study, out, space=space)
+    at_rung = {_key(json.loads(s["cell"])): s["mean_valid_loss"] for s in measured["settings"]}
+    if measured["missing"] or len(at_rung) != len(result["finalist_order"]):
         raise SystemExit(f"{len(at_rung)} of {len(result['finalist_order'])} settings at {rung}: run it again")
     rows = replay_rung(result, rung, at_rung)
     result.setdefault("rungs", {})[str(rung)] = {"loss": at_rung, "halving": rows}
@@ -195,7 +200,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     path = args.results or Path(__file__).resolve().parent / "results" / "study_transfer" / f"{args.workload}.json"
-    if args.rung:
+    if args.rung is not None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         if args.threads:
             torch.set_num_threads(args.threads)
