@@ -492,9 +492,9 @@ def main() -> None:
     adam_bound = BYTES_PER_PARAM["Adam"] * n_params / bandwidth
     print(
         f"read pass: {1e3 * read_pass:.2f} ms to read the gradients once (g.sum() per tensor, "
-        f"{4 * n_params / read_pass / 1e9:.2f} GB/s): a check before the update costs at least that, "
-        f"{read_pass / adam_bound:.2f}× Adam's bound, so nonfinite=raise cannot go below "
-        f"{1 + read_pass / adam_bound:.2f}× it on this machine"
+        f"{4 * n_params / read_pass / 1e9:.2f} GB/s; a BLAS dot of each reads no faster): a check before the "
+        f"update costs about that, {read_pass / adam_bound:.2f}× Adam's bound, so nonfinite=raise's floor is "
+        f"about {1 + read_pass / adam_bound:.2f}× it on this machine"
     )
     print()
     print(markdown_table(rows))
