@@ -8,6 +8,10 @@ measured LRs, on any other workload its range tests) — with *every* screened s
 ``lrtune.study._study.choose_finalists`` gives them) is replayed for k = 1 (no finalists: the screening's pick,
 trained to the target) up to 6, with its regret: its loss at the target over the best of the 18 there, minus 1.
 
+``--seed-spread K`` trains the K best settings at the target, and every replayed answer, once more with the next
+seed, and reports each one's two-seed mean and spread: whether the best of the 18 and the answer's regret are more
+than one seed's luck.
+
 ``--rung N`` measures successive halving with an intermediate rung, from the same results: every setting is
 trained once more at N updates (its whole schedule compressed to N; the grid centred on the same LRs as the
 study's, read from the results file), and the answer of "screen 18 at 50, keep the best m at N, train the best
@@ -21,6 +25,7 @@ Usage:
     python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2
     python benchmarks/study_transfer.py --workload digits
     python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2 --rung 200
+    python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2 --seed-spread 3
 """
 
 from __future__ import annotations
@@ -183,6 +188,72 @@ def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
     print(f"wrote {path}")
 
 
+def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
+    """Train the ``top`` best settings at the target, and the study's answers, once more with the next seed: is the
+    best of the 18 (and the answer's regret against it) more than one seed's luck?"""
+    from lrtune.tune import run_sweep
+
+    if not path.is_file():
+        raise SystemExit(f"--seed-spread needs the study's results file {path}: run this benchmark without it first")
+    if top < 1:
+        raise SystemExit(f"--seed-spread must be at least 1, got {top}")
+    result = json.loads(path.read_text())
+    quick = PRESETS["quick"]
+    seed = max(quick.seeds[:1]) + 1
+    ranked = sorted(result["finalist_order"], key=lambda f: f["loss_at_target"])
+    cells = [_key(f["cell"]) for f in ranked[:top]]
+    for answer in result["answers"]:
+        if _key(answer["pick"]) not in cells:
+            cells.append(_key(answer["pick"]))
+    first = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}
+    second: dict[str, float] = {}
+    for cell in cells:
+        c = json.loads(cell)
+        name = f"{c['optimizer']}-x{c['lr']:.4g}-s{seed}"
+        out = args.out / args.workload / "seed-spread" / name
+        space = {"optimizer": [c["optimizer"]], "lr": [c["lr"]], "seed": [seed]}
+        study = run_sweep(
+            args.workload,
+            space,
+            trials=None,
+            out=out,
+            sampler="grid",
+            pruner="none",
+            study=name,
+            steps=result["target_steps"],
+            batch_size=result["batch_size"],
+            evals_per_trial=quick.evals,
+            lr_centres=result["lr_centres"]["lr"],
+            run_dirs=True,
+            workload_options={"bleu_pairs": quick.bleu_pairs} if args.workload == "translation-de-en" else None,
+        )
+        measured = analyse(study, out, space=space)
+        if measured["missing"] or len(measured["settings"]) != 1:
+            raise SystemExit(f"{name} did not finish: run it again")
+        second[cell] = measured["settings"][0]["mean_valid_loss"]
+    mean = {c: (first[c] + second[c]) / 2 for c in cells}
+    best = min(mean.values())
+    rows = [
+        {
+            "cell": json.loads(c),
+            "seeds": {"0": first[c], str(seed): second[c]},
+            "mean": mean[c],
+            "spread": abs(first[c] - second[c]) / mean[c],
+            "regret_of_mean": mean[c] / best - 1,
+        }
+        for c in sorted(cells, key=mean.__getitem__)
+    ]
+    result["seed_spread"] = {"seed": seed, "target_steps": result["target_steps"], "cells": rows}
+    write_json(path, result)
+    for row in rows:
+        print(
+            f"{row['cell']}: seed 0 {row['seeds']['0']:.4f}, seed {seed} {row['seeds'][str(seed)]:.4f}, "
+            f"mean {row['mean']:.4f} (spread {100 * row['spread']:.1f} %, {100 * row['regret_of_mean']:+.1f} % "
+            "from the best mean)"
+        )
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True)
@@ -198,6 +269,13 @@ def main() -> None:
     parser.add_argument(
         "--rung", type=int, default=None, help="train every setting at this many updates and replay halving through it"
     )
+    parser.add_argument(
+        "--seed-spread",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train the K best settings at the target and the study's answers once more with the next seed",
+    )
     args = parser.parse_args()
     path = args.results or Path(__file__).resolve().parent / "results" / "study_transfer" / f"{args.workload}.json"
     if args.rung is not None:
@@ -205,6 +283,12 @@ def main() -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         run_rung(args, path, args.rung)
+        return
+    if args.seed_spread is not None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        run_seed_spread(args, path, args.seed_spread)
         return
     if args.cells:
         replayed = replay(from_horizon_transfer(args.cells, 50, 400), range(1, 7))
