@@ -45,7 +45,7 @@ import torch
 
 from lrtune._json import write_json
 from lrtune.study import LR_CENTRES, PRESETS, run_study
-from lrtune.study._study import analyse, choose_finalists
+from lrtune.study._study import analyse, analyse_runs, choose_finalists
 
 logger = logging.getLogger("study_transfer")
 
@@ -211,7 +211,10 @@ def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
         c = json.loads(cell)
         name = f"{c['optimizer']}-x{c['lr']:.4g}-s{seed}"
         out = args.out / args.workload / "seed-spread" / name
-        space = {"optimizer": [c["optimizer"]], "lr": [c["lr"]], "seed": [seed]}
+        # the whole grid's space with the one point, as the study's finalists: run_sweep centres the space's LR
+        # list (its geometric centre) on lr_centres, so a one-value list would run every cell at its centre
+        space = {"optimizer": list(quick.recipes), "lr": list(quick.lr_factors), "seed": [seed]}
+        point = {"optimizer": c["optimizer"], "lr": c["lr"], "seed": seed}
         study = run_sweep(
             args.workload,
             space,
@@ -219,6 +222,7 @@ def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
             out=out,
             sampler="grid",
             pruner="none",
+            grid=[point],
             study=name,
             steps=result["target_steps"],
             batch_size=result["batch_size"],
@@ -227,7 +231,7 @@ def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
             run_dirs=True,
             workload_options={"bleu_pairs": quick.bleu_pairs} if args.workload == "translation-de-en" else None,
         )
-        measured = analyse(study, out, space=space)
+        measured = analyse_runs([(study, out, space, [point])], out)
         if measured["missing"] or len(measured["settings"]) != 1:
             raise SystemExit(f"{name} did not finish: run it again")
         second[cell] = measured["settings"][0]["mean_valid_loss"]
