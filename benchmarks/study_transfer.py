@@ -141,10 +141,34 @@ def replay_rung(result: dict[str, Any], rung: int, at_rung: dict[str, float]) ->
     return rows
 
 
-def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
-    """Train every quick-preset setting at ``rung`` updates on the results file's LR centres; replay halving."""
+def quick_sweep(
+    workload: str, result: dict[str, Any], space: dict[str, Any], out: Path, study: str, steps: int, **kwargs: Any
+) -> Any:
+    """A grid sweep of the quick preset's settings, run as the study runs them: centred on the results file's LRs,
+    with the preset's evaluations (and BLEU pairs on translation)."""
     from lrtune.tune import run_sweep
 
+    quick = PRESETS["quick"]
+    return run_sweep(
+        workload,
+        space,
+        trials=None,
+        out=out,
+        sampler="grid",
+        pruner="none",
+        study=study,
+        steps=steps,
+        batch_size=result["batch_size"],
+        evals_per_trial=quick.evals,
+        lr_centres=result["lr_centres"]["lr"],
+        run_dirs=True,
+        workload_options={"bleu_pairs": quick.bleu_pairs} if workload == "translation-de-en" else None,
+        **kwargs,
+    )
+
+
+def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
+    """Train every quick-preset setting at ``rung`` updates on the results file's LR centres; replay halving."""
     if not path.is_file():
         raise SystemExit(f"--rung needs the study's results file {path}: run this benchmark without --rung first")
     result = json.loads(path.read_text())
@@ -156,21 +180,7 @@ def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
     quick = PRESETS["quick"]
     out = args.out / args.workload / f"rung-{rung}"
     space = {"optimizer": list(quick.recipes), "lr": list(quick.lr_factors), "seed": list(quick.seeds[:1])}
-    study = run_sweep(
-        args.workload,
-        space,
-        trials=None,
-        out=out,
-        sampler="grid",
-        pruner="none",
-        study=f"rung-{rung}",
-        steps=rung,
-        batch_size=result["batch_size"],
-        evals_per_trial=quick.evals,
-        lr_centres=result["lr_centres"]["lr"],
-        run_dirs=True,
-        workload_options={"bleu_pairs": quick.bleu_pairs} if args.workload == "translation-de-en" else None,
-    )
+    study = quick_sweep(args.workload, result, space, out, f"rung-{rung}", rung)
     measured = analyse(study, out, space=space)
     at_rung = {_key(json.loads(s["cell"])): s["mean_valid_loss"] for s in measured["settings"]}
     if measured["missing"] or len(at_rung) != len(result["finalist_order"]):
@@ -191,7 +201,6 @@ def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
 def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
     """Train the ``top`` best settings at the target, and the study's answers, once more with the next seed: is the
     best of the 18 (and the answer's regret against it) more than one seed's luck?"""
-    from lrtune.tune import run_sweep
 
     if not path.is_file():
         raise SystemExit(f"--seed-spread needs the study's results file {path}: run this benchmark without it first")
@@ -215,22 +224,7 @@ def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
         # list (its geometric centre) on lr_centres, so a one-value list would run every cell at its centre
         space = {"optimizer": list(quick.recipes), "lr": list(quick.lr_factors), "seed": [seed]}
         point = {"optimizer": c["optimizer"], "lr": c["lr"], "seed": seed}
-        study = run_sweep(
-            args.workload,
-            space,
-            trials=None,
-            out=out,
-            sampler="grid",
-            pruner="none",
-            grid=[point],
-            study=name,
-            steps=result["target_steps"],
-            batch_size=result["batch_size"],
-            evals_per_trial=quick.evals,
-            lr_centres=result["lr_centres"]["lr"],
-            run_dirs=True,
-            workload_options={"bleu_pairs": quick.bleu_pairs} if args.workload == "translation-de-en" else None,
-        )
+        study = quick_sweep(args.workload, result, space, out, name, result["target_steps"], grid=[point])
         measured = analyse_runs([(study, out, space, [point])], out)
         if measured["missing"] or len(measured["settings"]) != 1:
             raise SystemExit(f"{name} did not finish: run it again")
