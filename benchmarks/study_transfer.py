@@ -252,6 +252,13 @@ def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
     print(f"wrote {path}")
 
 
+def start_training(args: argparse.Namespace) -> None:
+    """Progress on stderr and ``--threads`` for every mode that trains."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True)
@@ -277,15 +284,11 @@ def main() -> None:
     args = parser.parse_args()
     path = args.results or Path(__file__).resolve().parent / "results" / "study_transfer" / f"{args.workload}.json"
     if args.rung is not None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        start_training(args)
         run_rung(args, path, args.rung)
         return
     if args.seed_spread is not None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        start_training(args)
         run_seed_spread(args, path, args.seed_spread)
         return
     if args.cells:
@@ -310,9 +313,7 @@ def main() -> None:
                   f"regret {100 * row['regret']:+.1f} %")  # fmt: skip
         print(json.dumps(replayed["finalist_order"], indent=1))
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    start_training(args)
     quick = PRESETS["quick"]
     n = len(quick.recipes) * len(quick.lr_factors)
     preset = dataclasses.replace(quick, finalists=n)
