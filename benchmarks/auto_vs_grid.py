@@ -121,6 +121,7 @@ def run_case(case: Case, batch: int, seed: int, root: Path, report_only: bool) -
             "candidates": len(chosen.candidates),
             "weak": chosen.weak,
             "seconds": time.perf_counter() - began,
+            "threads": torch.get_num_threads(),  # the losses depend on it (the summation order)
         }
         result_file.write_text(json.dumps(found, indent=2))
     return {"grid": {f"{lr:.6g}": v for lr, v in sorted(grid.items())}, "grid_runs": len(grid), "auto": found}
@@ -179,6 +180,7 @@ def main() -> None:
                     "compute": compute,
                     "holds": gap <= max(0.02, spread) and compute <= 0.20,
                     "weak": a["weak"],
+                    "threads": a.get("threads"),
                 }
             )
     print(

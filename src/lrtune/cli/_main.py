@@ -273,6 +273,7 @@ def _auto_command(args: argparse.Namespace) -> int:
         f"{config['schedule']['warmup_steps']} of {config['steps']} updates, linear decay; {result.updates} updates "
         f"spent choosing; config in {args.out / 'auto.json'} (lrtune train --config {args.out / 'auto.json'})"
     )
+    console.print(f"chosen by {result.choice}", soft_wrap=True)
     for reason in result.weak:
         console.print(f"[yellow]weak evidence:[/yellow] {reason}", soft_wrap=True)
     if result.final is not None:
