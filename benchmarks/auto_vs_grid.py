@@ -17,6 +17,7 @@ when its choices are the same). ``--report`` prints the table from what is there
 
 Usage:
     python benchmarks/auto_vs_grid.py [--cases digits mlp seq translation charlm] [--out out/auto_vs_grid]
+    python benchmarks/auto_vs_grid.py --cases charlm --batches 16 --seeds 0 --threads 1   # one case per process
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--batches", type=int, nargs="+", default=None, help="only these of each case's two")
     parser.add_argument("--out", type=Path, default=Path("out/auto_vs_grid"))
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--report", action="store_true", help="only the table, from the runs already there")
@@ -146,7 +148,7 @@ def main() -> None:
     for key in args.cases:
         case = CASES[key]
         results = {}
-        for batch in case.batches:
+        for batch in [b for b in case.batches if args.batches is None or b in args.batches]:
             for seed in args.seeds:
                 root = args.out / key / f"b{batch}_s{seed}"
                 logger.info("%s, batch %d, seed %d", key, batch, seed)
