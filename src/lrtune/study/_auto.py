@@ -21,13 +21,13 @@
 5. **Never an edge without a look beyond it**: while the best candidate is the smallest or the largest LR tried,
    it is either on a plateau — less than 1 % ahead of its neighbour, which is then chosen: it has tried LRs on
    both sides and loses at most that 1 %, and on a loss convex in log LR a step beyond gains no more than the
-   lead (measured: the sequence classifier at batch 32, where looks beyond leads of 0.1–0.5 % took auto past
-   20 % of a grid's compute for no gain) — or one more is tried beyond it (``spacing``, then twice, then four
-   times that further, ``max_extensions`` times at most); if the best is still at an edge, the evidence is weak
-   and says so. So is a comparison whose losses fall, rise by more than 2 % and fall again across the LRs tried
-   (two local minima): differences of that size are then the runs' noise (measured: digits at batch 32, seed 1,
-   a 13 % rise, where the choice lost 51 % to the best of a grid; a flat optimum's rises of 0.2 % are not
-   flagged).
+   lead (measured: the sequence classifier at batch 32, where looks beyond leads of 0.1–0.5 % took auto to 22 %
+   of a grid's compute and gained at most 1.1 %) — or one more is tried beyond it (``spacing``, then twice,
+   then four times that further, ``max_extensions`` times at most); if the best is still at an edge, the
+   evidence is weak and says so. So is a comparison whose losses fall, rise by more than 2 % and fall again
+   across the LRs tried (two local minima): differences of that size are then the runs' noise (measured: digits
+   at batch 32, seed 1, a 13 % rise, where the choice lost 51 % to the best of a grid; a flat optimum's rises of
+   0.2 % are not flagged).
 6. With ``train_final``, the winner's run continues from its checkpoint to the end: the full run costs only the
    updates it still needs, and is bit for bit the run ``lrtune train --config auto.json`` gives.
 
