@@ -153,11 +153,13 @@ def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(tmp_path: Path) 
         while time.monotonic() < deadline:  # kill it mid-trial, once one trial has completed
             time.sleep(0.3)
             try:
-                states = [t.state for t in optuna.load_study(study_name="lrtune", storage=storage).trials]
+                trials = optuna.load_study(study_name="lrtune", storage=storage).trials
             except Exception:  # the study or its tables may not exist yet
                 continue
-            if optuna.trial.TrialState.COMPLETE in states and states[-1] == optuna.trial.TrialState.RUNNING:
-                break
+            states = [t.state for t in trials]
+            running = states and states[-1] == optuna.trial.TrialState.RUNNING
+            if optuna.trial.TrialState.COMPLETE in states and running and trials[-1].params:
+                break  # mid-trial, its parameters sampled (a trial killed before that has none to retry)
         else:
             pytest.fail("the worker never reached a second trial")
     finally:
