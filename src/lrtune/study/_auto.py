@@ -60,6 +60,7 @@ __all__ = ["AutoResult", "auto"]
 
 logger = logging.getLogger(__name__)
 NOISE_TOLERANCE = 0.02  # a rise between two local minima of the candidates' losses larger than this is weak evidence
+LOWEST = "the lowest validation loss after the cooldown"  # the choice when no other rule made it
 PLATEAU = 0.01  # an edge winner less than this far ahead of its neighbour: the neighbour is chosen, no look beyond
 
 
@@ -74,7 +75,7 @@ class AutoResult:
     range_test_updates: int
     final: dict[str, Any] | None = field(default=None)  # the full run's outcome, with train_final=True
     weak: list[str] = field(default_factory=list)  # why the choice may not hold (empty: no reason known)
-    choice: str = "the lowest validation loss after the cooldown"  # how the winner was chosen among the candidates
+    choice: str = LOWEST  # how the winner was chosen among the candidates
 
 
 def _untuned_warmup(beta2: float, steps: int) -> int:
@@ -279,7 +280,7 @@ def auto(
         logger.info("auto: LR estimate %.3g; candidates %s", estimate.lr, [runs.pool[i]["lr"] for i in alive])
         for i in alive:
             runs.probe(i, rung, decay)
-        choice = "the lowest validation loss after the cooldown"
+        choice = LOWEST
         for extension in range(max_extensions + 1):  # never an edge without a look beyond it (ends at a break)
             lrs = sorted(runs.pool[i]["lr"] for i in alive)
             best = min(alive, key=runs.last)
