@@ -172,6 +172,36 @@ def test_auto_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "beta2 must be in (0, 1), got 1.5" in capsys.readouterr().out
 
 
+def test_auto_never_replaces_a_choice_for_other_settings_unasked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lrtune.study._auto import REQUEST
+
+    args = ["auto", "--workload", "digits", "--steps", "24", "--batch-size", "32", "--candidates", "1"]
+    args += ["--repeats", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    saved = (tmp_path / "auto.json").read_bytes()
+    assert main([*args, "--seed", "1", "--spacing", "0.5"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        f"lrtune auto: {tmp_path} holds an auto choice for other settings: seed 0 → 1, spacing 0.3 → 0.5; "
+        "overwrite it (lrtune auto --overwrite) or choose another out"
+    ) in out
+    assert (tmp_path / "auto.json").read_bytes() == saved and len(list(tmp_path.glob("candidate-*"))) == 2
+    runs = {p: p.stat().st_mtime_ns for p in tmp_path.glob("candidate-*/**/*") if p.is_file()}
+    assert main(args) == 0  # the same settings: continued, nothing trained again
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs and (tmp_path / "auto.json").read_bytes() == saved
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "auto.json").read_text())["seed"] == 1
+    assert json.loads((tmp_path / REQUEST).read_text())["seed"] == 1
+    (tmp_path / REQUEST).unlink()  # a choice whose settings were not recorded is not replaced unasked either
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "holds an auto choice for settings not recorded" in capsys.readouterr().out
+    assert main([*args[:-1], str(tmp_path / "auto.json")]) == 2
+    assert f"out must be a folder, got {tmp_path / 'auto.json'} (a file)" in capsys.readouterr().out
+
+
 def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = auto("digits", steps=40, batch_size=32, candidates=3, range_test_steps=30, out=tmp_path / "a")
     config = result.config

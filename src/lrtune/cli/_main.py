@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workload_option(auto)
     auto.add_argument("--train", action="store_true", help="also train the chosen config for the whole budget")
     auto.add_argument("--out", type=Path, default=Path("auto"))
+    auto.add_argument("--overwrite", action="store_true", help="replace a choice in --out made for other settings")
     auto.set_defaults(func=_auto_command)
     return parser
 
@@ -252,6 +253,7 @@ def _auto_command(args: argparse.Namespace) -> int:
                 workload_options=_workload_options(args.workload_option, args.workload),
                 out=args.out,
                 train_final=args.train,
+                overwrite=args.overwrite,
             )
     except (ValueError, OSError) as e:
         console.print(f"[red]lrtune auto:[/red] {e}", soft_wrap=True)

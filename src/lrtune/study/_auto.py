@@ -43,6 +43,8 @@ import json
 import logging
 import math
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,7 @@ __all__ = ["AutoResult", "auto"]
 logger = logging.getLogger(__name__)
 NOISE_TOLERANCE = 0.02  # a rise between two local minima of the candidates' losses larger than this is weak evidence
 LOWEST = "the lowest validation loss after the cooldown"  # the choice when no other rule made it
+REQUEST = "auto-request.json"  # in ``out``: the settings its choice (or the candidate runs under way) is for
 PLATEAU = 0.01  # an edge winner less than this far ahead of its neighbour: the neighbour is chosen, no look beyond
 
 
@@ -214,6 +217,38 @@ def _same_run(run_dir: Path, optimizer: dict[str, Any], schedule: dict[str, Any]
     return bool(config.get("optimizer") == json.loads(json.dumps(optimizer)) and config.get("schedule") == schedule)
 
 
+def _claim(out: Path, request: dict[str, Any], overwrite: bool) -> None:
+    """Make ``out`` the folder of the choice ``request`` describes. A folder whose choice (or candidate runs under
+    way) is for the same settings is continued; one for other settings, or for settings not recorded, is refused
+    (``FileExistsError`` naming what differs) unless ``overwrite`` replaces auto's files in it: a choice is
+    never lost unasked."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out must be a folder, got {out} (a file)")
+    request = json.loads(json.dumps(request))
+    held_file = out / REQUEST
+    held = json.loads(held_file.read_text(encoding="utf-8")) if held_file.is_file() else None
+    if held == request:
+        return
+    ours = [p for p in out.glob("candidate-*") if re.fullmatch(r"candidate-\d+(-cooldown)?", p.name)]
+    present = ours + [p for p in (out / "auto.json",) if p.is_file()]
+    if present and not overwrite:
+        if held is None:
+            what = "settings not recorded"
+        else:
+            changed = [f"{k} {held.get(k)!r} → {v!r}" for k, v in request.items() if held.get(k) != v]
+            what = "other settings: " + ", ".join(changed)
+        raise FileExistsError(
+            f"{out} holds an auto choice for {what}; overwrite it (lrtune auto --overwrite) or choose another out"
+        )
+    for path in present:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(held_file, request)
+
+
 def auto(
     workload: str | Workload,
     *,
@@ -233,6 +268,7 @@ def auto(
     workload_options: dict[str, Any] | None = None,
     out: str | os.PathLike[str] | None = None,
     train_final: bool = False,
+    overwrite: bool = False,
 ) -> AutoResult:
     """Choose peak LR, warm-up and schedule for ``steps`` updates of ``workload`` (a name, a ``module:NAME``
     reference or a :class:`~lrtune.workloads.Workload`, e.g. your own model and data) without a grid; see the
@@ -242,7 +278,8 @@ def auto(
     ``workload_options`` build a named workload. With ``train_final``, the chosen config is also trained for
     the whole budget, continuing the winner's candidate run (``final`` holds its outcome and the updates it
     added). Candidate runs are written under ``out`` (a temporary directory if not given); running it again with
-    the same settings continues them. ``weak`` (and
+    the same settings continues them, and an ``out`` holding a choice for other settings is refused
+    (``FileExistsError``) unless ``overwrite`` replaces it. ``weak`` (and
     ``auto.json``'s ``evidence.weak``) lists the reasons the choice may not hold.
     """
     check_choice("optimizer", optimizer, ("adam", "radam"))
@@ -264,6 +301,12 @@ def auto(
     spec: dict[str, Any] = {"name": optimizer, "betas": [0.9, beta2]}
     if max_grad_norm is not None:
         spec["max_grad_norm"] = max_grad_norm
+    named = workload_reference(task) or (task.name, options_of(task))
+    if out is not None:
+        settings = dict(steps=total, batch_size=batch_size, seed=seed, candidates=candidates, spacing=spacing)
+        settings |= dict(check_fraction=check_fraction, cooldown=cooldown, range_test_steps=range_test_steps)
+        settings |= dict(repeats=repeats, max_extensions=max_extensions)
+        _claim(Path(out), {"workload": named[0], "workload_options": named[1], "optimizer": spec} | settings, overwrite)
     estimate = estimate_lr(
         task, optimizer=spec, batch_size=batch_size, seed=seed, repeats=repeats, num_steps=range_test_steps
     )
@@ -325,7 +368,7 @@ def auto(
     for r, reading in enumerate(estimate.per_repeat):
         suggestions |= {f"{name}_{r}": value for name, value in reading.items()}
     config: dict[str, Any] = {
-        "workload": (named := workload_reference(task) or (task.name, options_of(task)))[0],
+        "workload": named[0],
         "workload_options": named[1],
         "optimizer": {**spec, "lr": pool[best]["lr"]},
         "schedule": schedule,
