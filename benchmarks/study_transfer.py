@@ -17,6 +17,14 @@ trained once more at N updates (its whole schedule compressed to N; the grid cen
 study's, read from the results file), and the answer of "screen 18 at 50, keep the best m at N, train the best
 k of those to the target" is replayed for each m and k, with its regret and its compute in updates.
 
+``--branch R`` measures a screening built to transfer: every setting is trained on its *target* schedule (its
+warm-up as long as at the target) to update R, and a branch of it decays its LR linearly to 0 over ``--cooldown``
+updates (8 % of the target by default, as ``lrtune auto`` compares its candidates); the settings are ranked by the
+branches' validation losses, and the answer of "train the first k of that ranking (in the order
+``choose_finalists`` gives) to the target" is replayed for k = 1 … 6 from the results file's cells at the target,
+with its regret and compute (the finalists continuing from their runs at R). Each branch is one run of R + C
+updates whose schedule is the target's up to R, then the cooldown.
+
 Resumable: the study is (run it again to continue; finished runs are not redone). Loss values do not depend on
 how busy the machine is (only its seconds do), but they do depend on the thread count (the summation order):
 ``--threads`` fixes it. Results: ``benchmarks/results/study_transfer/WORKLOAD.json`` (``--results``).
@@ -26,6 +34,7 @@ Usage:
     python benchmarks/study_transfer.py --workload digits
     python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2 --rung 200
     python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2 --seed-spread 3
+    python benchmarks/study_transfer.py --workload charlm-shakespeare --threads 2 --branch 112
 """
 
 from __future__ import annotations
@@ -44,8 +53,10 @@ from typing import Any
 import torch
 
 from lrtune._json import write_json
+from lrtune.schedules import from_spec, join, linear_decay, scale
 from lrtune.study import LR_CENTRES, PRESETS, run_study
 from lrtune.study._study import analyse, analyse_runs, choose_finalists
+from lrtune.tune import RECIPES
 
 logger = logging.getLogger("study_transfer")
 
@@ -198,6 +209,95 @@ def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
     print(f"wrote {path}")
 
 
+def branch_schedule(recipe: str, target: int, rung: int, cooldown: int) -> dict[str, Any]:
+    """The schedule spec of ``recipe``'s run to ``target`` updates (as a study trial builds it) up to update
+    ``rung``, then a linear decay from its LR there to 0 over ``cooldown`` updates."""
+    r = RECIPES[recipe]
+    warmup = max(1, round(r.warmup_fraction * target)) if r.warmup else 0
+    base = from_spec({"name": r.schedule, "warmup_steps": min(warmup, target - 1), "total_steps": target})
+    return join([base, scale(linear_decay(cooldown), base.at(rung))], [rung]).to_spec()
+
+
+def replay_branch(
+    result: dict[str, Any], at_branch: dict[str, float], rung: int, cooldown: int
+) -> list[dict[str, Any]]:
+    """The answer with k finalists when the screening ranks the settings by their branches' losses."""
+    target = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}
+    settings = [{"cell": c, "steps": rung + cooldown, "mean_valid_loss": v} for c, v in at_branch.items()]
+    preset = dataclasses.replace(PRESETS["quick"], finalists=len(settings))
+    order = [_key(p) for p in choose_finalists({"settings": settings}, preset)]
+    best = result["best_at_target"]["loss"]
+    rows = []
+    for k in range(1, 7):
+        pick = min(order[:k], key=lambda c: (not math.isfinite(target[c]), target[c]))
+        rows.append(
+            {
+                "finalists": k,
+                "pick": json.loads(pick),
+                "loss_at_target": target[pick],
+                "regret": target[pick] / best - 1,
+                "updates": len(order) * (rung + cooldown) + k * (result["target_steps"] - rung),
+            }
+        )
+    return rows
+
+
+def run_branch(args: argparse.Namespace, path: Path, rung: int, cooldown: int | None) -> None:
+    """Train every quick-preset setting on its target schedule to ``rung``, then a cooldown; replay the answer."""
+    from lrtune import train
+    from lrtune.workloads import resolve_workload
+
+    if not path.is_file():
+        raise SystemExit(f"--branch needs the study's results file {path}: run this benchmark without it first")
+    result = json.loads(path.read_text())
+    total = result["target_steps"]
+    cooldown = round(0.08 * total) if cooldown is None else cooldown
+    if not 0 < rung < total or cooldown < 1:
+        raise SystemExit(f"--branch must lie in (0, {total}) and --cooldown be >= 1, got {rung} and {cooldown}")
+    quick = PRESETS["quick"]
+    options = {"bleu_pairs": quick.bleu_pairs} if args.workload == "translation-de-en" else None
+    task = resolve_workload(args.workload, options)
+    centres = result["lr_centres"]["lr"]
+    at_branch: dict[str, float] = {}
+    for f in result["finalist_order"]:
+        cell = f["cell"]
+        recipe = RECIPES[cell["optimizer"]]
+        run_dir = args.out / args.workload / f"branch-{rung}-{cooldown}" / f"{cell['optimizer']}-x{cell['lr']:.4g}"
+        done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else None
+        if done is None or done["status"] not in ("completed", "diverged"):
+            logger.info("%s at %.4g × its centre: %d + %d updates", cell["optimizer"], cell["lr"], rung, cooldown)
+            record = train(
+                task,
+                optimizer={**recipe.optimizer, "lr": centres[cell["optimizer"]] * cell["lr"]},
+                schedule=branch_schedule(cell["optimizer"], total, rung, cooldown),
+                steps=rung + cooldown,
+                batch_size=result["batch_size"],
+                seed=quick.seeds[0],
+                max_grad_norm=recipe.max_grad_norm,
+                out_dir=run_dir,
+                overwrite=True,
+            )
+            if record.status == "interrupted":
+                raise SystemExit("interrupted: run it again to continue")
+            done = json.loads((run_dir / "run.json").read_text())
+        loss = done["final_metrics"].get("valid_loss")
+        ok = done["status"] == "completed" and isinstance(loss, (int, float)) and math.isfinite(loss)
+        at_branch[_key(cell)] = float(loss) if ok else math.inf
+    rows = replay_branch(result, at_branch, rung, cooldown)
+    result.setdefault("branches", {})[f"{rung}+{cooldown}"] = {"loss": at_branch, "answers": rows}
+    write_json(path, result)
+    ranked = sorted(at_branch, key=at_branch.__getitem__)
+    target = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}
+    for i, c in enumerate(ranked):
+        print(f"{i + 1:2d}. {c}: branch {at_branch[c]:.4f}, at {total} {target[c]:.4f}")
+    for row in rows:
+        print(
+            f"{row['finalists']} finalist(s): {row['pick']} {row['loss_at_target']:.4f} "
+            f"regret {100 * row['regret']:+.1f} % ({row['updates']} updates)"
+        )
+    print(f"wrote {path}")
+
+
 def run_seed_spread(args: argparse.Namespace, path: Path, top: int) -> None:
     """Train the ``top`` best settings at the target, and the study's answers, once more with the next seed: is the
     best of the 18 (and the answer's regret against it) more than one seed's luck?"""
@@ -275,6 +375,14 @@ def main() -> None:
         "--rung", type=int, default=None, help="train every setting at this many updates and replay halving through it"
     )
     parser.add_argument(
+        "--branch",
+        type=int,
+        default=None,
+        metavar="R",
+        help="rank every setting by a cooldown branched off its target schedule at update R; replay the answer",
+    )
+    parser.add_argument("--cooldown", type=int, default=None, help="--branch's cooldown (default 8 %% of the target)")
+    parser.add_argument(
         "--seed-spread",
         type=int,
         default=None,
@@ -286,6 +394,10 @@ def main() -> None:
     if args.rung is not None:
         start_training(args)
         run_rung(args, path, args.rung)
+        return
+    if args.branch is not None:
+        start_training(args)
+        run_branch(args, path, args.branch, args.cooldown)
         return
     if args.seed_spread is not None:
         start_training(args)
