@@ -56,7 +56,9 @@ from lrtune._json import write_json
 from lrtune.schedules import from_spec, join, linear_decay, scale
 from lrtune.study import LR_CENTRES, PRESETS, run_study
 from lrtune.study._study import analyse, analyse_runs, choose_finalists
-from lrtune.tune import RECIPES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for horizon_transfer's cells
+from horizon_transfer import cell_config, loss_of, run_cell
 
 logger = logging.getLogger("study_transfer")
 
@@ -209,13 +211,15 @@ def run_rung(args: argparse.Namespace, path: Path, rung: int) -> None:
     print(f"wrote {path}")
 
 
-def branch_schedule(recipe: str, target: int, rung: int, cooldown: int) -> dict[str, Any]:
-    """The schedule spec of ``recipe``'s run to ``target`` updates (as a study trial builds it) up to update
-    ``rung``, then a linear decay from its LR there to 0 over ``cooldown`` updates."""
-    r = RECIPES[recipe]
-    warmup = max(1, round(r.warmup_fraction * target)) if r.warmup else 0
-    base = from_spec({"name": r.schedule, "warmup_steps": min(warmup, target - 1), "total_steps": target})
-    return join([base, scale(linear_decay(cooldown), base.at(rung))], [rung]).to_spec()
+def branch_config(
+    recipe: str, lr: float, target: int, rung: int, cooldown: int, batch: int, seed: int
+) -> dict[str, Any]:
+    """The run config of ``recipe``'s run to ``target`` updates (as the study builds it) up to update ``rung``,
+    then a linear decay from its LR there to 0 over ``cooldown`` updates: ``rung + cooldown`` updates."""
+    config = cell_config(recipe, lr, target, batch, seed)
+    base = from_spec(config["schedule"])
+    schedule = join([base, scale(linear_decay(cooldown), base.at(rung))], [rung]).to_spec()
+    return {**config, "schedule": schedule, "steps": rung + cooldown}
 
 
 def replay_branch(
@@ -244,7 +248,6 @@ def replay_branch(
 
 def run_branch(args: argparse.Namespace, path: Path, rung: int, cooldown: int | None) -> None:
     """Train every quick-preset setting on its target schedule to ``rung``, then a cooldown; replay the answer."""
-    from lrtune import train
     from lrtune.workloads import resolve_workload
 
     if not path.is_file():
@@ -261,28 +264,14 @@ def run_branch(args: argparse.Namespace, path: Path, rung: int, cooldown: int | 
     at_branch: dict[str, float] = {}
     for f in result["finalist_order"]:
         cell = f["cell"]
-        recipe = RECIPES[cell["optimizer"]]
+        lr = centres[cell["optimizer"]] * cell["lr"]
+        config = branch_config(cell["optimizer"], lr, total, rung, cooldown, result["batch_size"], quick.seeds[0])
         run_dir = args.out / args.workload / f"branch-{rung}-{cooldown}" / f"{cell['optimizer']}-x{cell['lr']:.4g}"
-        done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else None
-        if done is None or done["status"] not in ("completed", "diverged"):
-            logger.info("%s at %.4g × its centre: %d + %d updates", cell["optimizer"], cell["lr"], rung, cooldown)
-            record = train(
-                task,
-                optimizer={**recipe.optimizer, "lr": centres[cell["optimizer"]] * cell["lr"]},
-                schedule=branch_schedule(cell["optimizer"], total, rung, cooldown),
-                steps=rung + cooldown,
-                batch_size=result["batch_size"],
-                seed=quick.seeds[0],
-                max_grad_norm=recipe.max_grad_norm,
-                out_dir=run_dir,
-                overwrite=True,
-            )
-            if record.status == "interrupted":
-                raise SystemExit("interrupted: run it again to continue")
-            done = json.loads((run_dir / "run.json").read_text())
-        loss = done["final_metrics"].get("valid_loss")
-        ok = done["status"] == "completed" and isinstance(loss, (int, float)) and math.isfinite(loss)
-        at_branch[_key(cell)] = float(loss) if ok else math.inf
+        logger.info("%s at %.4g × its centre: %d + %d updates", cell["optimizer"], cell["lr"], rung, cooldown)
+        try:
+            at_branch[_key(cell)] = loss_of(run_cell(task, run_dir, config, "cpu", every=rung, evals=1))
+        except KeyboardInterrupt:
+            raise SystemExit("interrupted: run it again to continue") from None
     rows = replay_branch(result, at_branch, rung, cooldown)
     result.setdefault("branches", {})[f"{rung}+{cooldown}"] = {"loss": at_branch, "answers": rows}
     write_json(path, result)
