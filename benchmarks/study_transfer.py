@@ -52,8 +52,9 @@ from typing import Any
 
 import torch
 
+from lrtune import schedules
 from lrtune._json import write_json
-from lrtune.schedules import from_spec, join, linear_decay, scale
+from lrtune.schedules import from_spec
 from lrtune.study import LR_CENTRES, PRESETS, run_study
 from lrtune.study._study import analyse, analyse_runs, choose_finalists
 
@@ -217,8 +218,7 @@ def branch_config(
     """The run config of ``recipe``'s run to ``target`` updates (as the study builds it) up to update ``rung``,
     then a linear decay from its LR there to 0 over ``cooldown`` updates: ``rung + cooldown`` updates."""
     config = cell_config(recipe, lr, target, batch, seed)
-    base = from_spec(config["schedule"])
-    schedule = join([base, scale(linear_decay(cooldown), base.at(rung))], [rung]).to_spec()
+    schedule = schedules.cooldown(from_spec(config["schedule"]), rung, cooldown).to_spec()
     return {**config, "schedule": schedule, "steps": rung + cooldown}
 
 

@@ -294,6 +294,42 @@ def test_every_schedule_with_an_end_is_flat_after_it(s: Schedule, dt: float) -> 
     assert s(end + 10 * dt) == s(end)
 
 
+@FAST
+@given(
+    st.integers(min_value=0, max_value=500),
+    st.integers(min_value=2, max_value=2000),
+    st.floats(min_value=0.01, max_value=0.99),
+    STEPS,
+    st.floats(min_value=0.0, max_value=3.0),
+)
+def test_cooldown_follows_its_run_then_decays_linearly_to_zero(
+    w: int, extra: int, where: float, steps: int, frac: float
+) -> None:
+    """``cooldown(s, at, n)``: s(t) up to ``at``, then s(at)·(1 − (t − at)/n) down to 0 at ``at + n``, flat after;
+    its spec survives JSON."""
+    total = w + extra
+    at = max(1, min(total - 1, round(where * total)))
+    for base in (S.warmup_linear_decay(w, total), S.warmup_cosine(w, total), S.constant(0.5)):
+        s = S.cooldown(base, at, steps)
+        t = frac * (at + steps)
+        want = base(t) if t <= at else base(at) * max(0.0, 1 - (t - at) / steps)
+        assert s(t) == pytest.approx(want, rel=1e-12, abs=1e-15)
+        assert s(at) == base(at)
+        assert s(at + steps) == 0.0
+        assert s.end == at + steps
+        assert S.from_spec(json.loads(json.dumps(s.to_spec()))) == s
+
+
+def test_cooldown_refuses_a_bad_rung_or_length_and_a_schedule_it_cannot_evaluate() -> None:
+    base = S.warmup_linear_decay(10, 100)
+    with pytest.raises(ValueError, match="at must be"):
+        S.cooldown(base, 0, 5)
+    with pytest.raises(ValueError, match="steps must be"):
+        S.cooldown(base, 10, 0)
+    with pytest.raises(ValueError, match="param group"):
+        S.cooldown(S.untuned_warmup(), 10, 5)
+
+
 # -------------------------------------------------------------------------------------------------
 # closed forms: Noam, inverse sqrt, untuned warm-up
 

@@ -13,6 +13,7 @@ from ._base import Schedule, from_spec
 from ._combinators import Join, Product, Scale, Shift
 from ._factories import (
     constant,
+    cooldown,
     cosine,
     cosine_warmup,
     exponential,
@@ -78,6 +79,7 @@ __all__ = [
     "StepDecay",
     "UntunedWarmup",
     "constant",
+    "cooldown",
     "cosine",
     "cosine_warmup",
     "exponential",

@@ -32,6 +32,7 @@ from ._primitives import (
 
 __all__ = [
     "constant",
+    "cooldown",
     "cosine",
     "cosine_warmup",
     "exponential",
@@ -141,6 +142,17 @@ def product(*schedules: Schedule) -> Schedule:
 def scale(schedule: Schedule, factor: float) -> Schedule:
     """f(t) = factor·g(t)."""
     return Scale(schedule, factor)
+
+
+def cooldown(schedule: Schedule, at: int, steps: int) -> Schedule:
+    """``schedule`` up to update ``at``, then its multiplier there decayed linearly to 0 over ``steps`` updates:
+    a branch of a run on ``schedule`` that ends at update ``at + steps`` (trained from the run's checkpoint at
+    ``at``), to compare runs after a decay instead of in the middle of their schedules. ``schedule`` must not
+    read its param group's hyper-parameters (e.g. an untuned warm-up without ``beta2``): its value at ``at``
+    is fixed here."""
+    at = check_steps("at", at, minimum=1)
+    steps = check_steps("steps", steps, minimum=1)
+    return join([schedule, scale(linear_decay(steps), schedule.at(at))], [at])
 
 
 def shift(schedule: Schedule, offset: int) -> Schedule:

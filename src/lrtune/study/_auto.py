@@ -53,7 +53,8 @@ from typing import Any
 from .._json import write_json
 from .._validate import check_choice, check_steps
 from ..runner import train
-from ..schedules import UntunedWarmup, from_spec, join, linear_decay, scale
+from ..schedules import UntunedWarmup, from_spec
+from ..schedules import cooldown as cooldown_of
 from ..tune import estimate_lr
 from ..workloads import Workload, batch_size_for, resolve_workload, workload_reference
 from ..workloads import workload_options as options_of
@@ -125,8 +126,7 @@ class _Candidates:
             self.reached[i] = max(self.reached.get(i, 0), record.steps)
             if record.status != "completed":
                 return self._record(candidate, rung, record.status, None)
-        base = from_spec(self.schedule)
-        branch = join([base, scale(linear_decay(cooldown), base.at(rung))], [rung]).to_spec()
+        branch = cooldown_of(from_spec(self.schedule), rung, cooldown).to_spec()
         branch_dir = self.root / f"candidate-{i}-cooldown"
         done = _outcome(branch_dir) if _same_run(branch_dir, optimizer, branch) else None
         if done is None:
