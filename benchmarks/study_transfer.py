@@ -1,7 +1,7 @@
 """Does the study's recommendation hold at the horizon it is for? The quick preset with every setting a finalist.
 
-The quick preset screens its 18 settings (6 recipes × 3 peak LRs) at 50 updates and trains its ``finalists``
-again with their whole schedule stretched to the target (400 updates), recommending the best of them there. This
+The quick preset screens its 18 settings (6 recipes × 3 peak LRs) and trains its ``finalists`` to the target
+(400 updates), recommending the best of them there. This
 benchmark runs that same study — lrtune's own code, the grid centred as the study centres it (on translation its
 measured LRs, on any other workload its range tests) — with *every* screened setting a finalist, so the best of all
 18 settings at the target is known. From it, the study's answer with k finalists (the first k in the order
@@ -20,10 +20,17 @@ k of those to the target" is replayed for each m and k, with its regret and its 
 ``--branch R`` measures a screening built to transfer: every setting is trained on its *target* schedule (its
 warm-up as long as at the target) to update R, and a branch of it decays its LR linearly to 0 over ``--cooldown``
 updates (8 % of the target by default, as ``lrtune auto`` compares its candidates); the settings are ranked by the
-branches' validation losses, and the answer of "train the first k of that ranking (in the order
-``choose_finalists`` gives) to the target" is replayed for k = 1 … 6 from the results file's cells at the target,
-with its regret and compute (the finalists continuing from their runs at R). Each branch is one run of R + C
-updates whose schedule is the target's up to R, then the cooldown.
+branches' validation losses, and the answer of "train the first k of that ranking to the target" (as
+``choose_finalists`` chooses after a screening by branches) is replayed for k = 1 … 6 from the results file's
+cells at the target, with its regret and compute (the finalists continuing from their runs at R, as the study
+does). Each branch is one run of R + C updates whose schedule is the target's up to R, then the cooldown. Every
+branch record in the results file is replayed again from its stored losses, so all follow today's rule. The
+quick preset screens this way at R = 48, C = 12 (12 % and 3 % of its target).
+
+The results files' ``finalist_order`` and ``answers`` were measured with the quick preset as it was before it
+screened by branches (whole 50-update runs, finalists its best and its best LR neighbours); its cells at the
+target are the same runs the branch replay reads. Run without ``--branch`` today, the benchmark runs today's
+quick preset (branches at 48 + 12) with every setting a finalist.
 
 Resumable: the study is (run it again to continue; finished runs are not redone). Loss values do not depend on
 how busy the machine is (only its seconds do), but they do depend on the thread count (the summation order):
@@ -225,10 +232,11 @@ def branch_config(
 def replay_branch(
     result: dict[str, Any], at_branch: dict[str, float], rung: int, cooldown: int
 ) -> list[dict[str, Any]]:
-    """The answer with k finalists when the screening ranks the settings by their branches' losses."""
+    """The answer with k finalists when the screening ranks the settings by their branches' losses, the
+    finalists chosen as the study chooses them after a screening by branches (``choose_finalists``)."""
     target = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}
     settings = [{"cell": c, "steps": rung + cooldown, "mean_valid_loss": v} for c, v in at_branch.items()]
-    preset = dataclasses.replace(PRESETS["quick"], finalists=len(settings))
+    preset = dataclasses.replace(PRESETS["quick"], finalists=len(settings), branch=(0.12, 0.03))
     order = [_key(p) for p in choose_finalists({"settings": settings}, preset)]
     best = result["best_at_target"]["loss"]
     rows = []
@@ -272,8 +280,11 @@ def run_branch(args: argparse.Namespace, path: Path, rung: int, cooldown: int | 
             at_branch[_key(cell)] = loss_of(run_cell(task, run_dir, config, "cpu", every=rung, evals=1))
         except KeyboardInterrupt:
             raise SystemExit("interrupted: run it again to continue") from None
-    rows = replay_branch(result, at_branch, rung, cooldown)
-    result.setdefault("branches", {})[f"{rung}+{cooldown}"] = {"loss": at_branch, "answers": rows}
+    result.setdefault("branches", {})[f"{rung}+{cooldown}"] = {"loss": at_branch}
+    for name, branch in result["branches"].items():  # every branch measured, replayed by today's rule
+        at, length = map(int, name.split("+"))
+        branch["answers"] = replay_branch(result, branch["loss"], at, length)
+    rows = result["branches"][f"{rung}+{cooldown}"]["answers"]
     write_json(path, result)
     ranked = sorted(at_branch, key=at_branch.__getitem__)
     target = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}

@@ -126,9 +126,9 @@ def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Pat
     assert proc.returncode == 0, out
     summary = json.loads((tmp_path / "S" / "summary.json").read_text())
     assert summary["missing"] == []
-    points = collections.Counter((r["recipe"], r["lr"], r["seed"]) for r in summary["runs"] if r["steps"] == 50)
+    points = collections.Counter((r["recipe"], r["lr"], r["seed"]) for r in summary["runs"] if r["steps"] == 60)
     assert len(points) == 18 and set(points.values()) == {1}  # 6 recipes × 3 LRs × 1 seed, each once
-    assert len([r for r in summary["runs"] if r["steps"] == 400]) == 2  # the finalists, trained to the target
+    assert len([r for r in summary["runs"] if r["steps"] == 400]) == 3  # the finalists, trained to the target
     trials = _trials(url, name)
     assert max(_trained(trials).values()) == 1  # no configuration trained twice
     # the points whose trials were interrupted: completed later with the value an uninterrupted run gives (on one
@@ -142,10 +142,13 @@ def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Pat
         ]
         assert len(redo) == 1
         config = redo[0].user_attrs["config"]
+        branch = config["branch"]  # the quick preset screens by branches of the target's runs
         fresh = lrtune.train(
             lrtune.workloads.Digits(),
             optimizer=config["optimizer"],
-            schedule=config["schedule"],
+            schedule=lrtune.schedules.cooldown(
+                lrtune.schedules.from_spec(config["schedule"]), branch["at"], branch["cooldown"]
+            ),
             steps=config["steps"],
             batch_size=config["batch_size"],
             seed=config["seed"],

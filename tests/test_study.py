@@ -130,8 +130,8 @@ def test_presets_are_what_the_study_claims() -> None:
     quick = study_space(PRESETS["quick"])
     assert quick["optimizer"] == ["sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf"]
     assert len(quick["lr"]) == 3 and quick["seed"] == [0] and grid_size(quick) == 18
-    assert PRESETS["quick"].steps == (50,) and PRESETS["quick"].horizon == 400 and PRESETS["quick"].has_final
-    assert PRESETS["quick"].finalists == 2
+    assert PRESETS["quick"].steps == (60,) and PRESETS["quick"].horizon == 400 and PRESETS["quick"].has_final
+    assert PRESETS["quick"].finalists == 3 and PRESETS["quick"].branch_steps == (48, 12)
     standard = study_space(PRESETS["standard"])
     assert standard["beta2"] == [0.98, 0.999] and len(standard["total_steps"]) == 2 and len(standard["lr"]) == 5
     with pytest.raises(ValueError, match="preset must be one of"):
@@ -467,6 +467,68 @@ def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_pa
     more = run_study("digits", preset=preset, out=tmp_path, target_steps=80, finalists=3)  # one more finalist
     assert {s["cell"] for s in final} < {s["cell"] for s in more["settings"] if s["steps"] == 80}
     assert more["compute"]["updates"] == summary["compute"]["updates"] + 80  # the first two were not trained again
+
+
+def test_a_branch_screening_continues_its_best_runs_to_the_target(tmp_path: Path) -> None:
+    """Screening by branches (the quick preset's way): each setting trains its 80-update schedule to update 20,
+    then a cooldown of 8; the best two branches continue their runs from the checkpoint at 20 to 80 — the same
+    runs, bit for bit, as trained from update 0 — and the recommendation is the best of them at 80."""
+    preset = Preset(
+        ("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (1,), 64, 1, None, diagnostics=False, target_steps=80,
+        finalists=2, branch=(0.25, 0.1),
+    )  # fmt: skip
+    assert preset.steps == (28,) and preset.branch_steps == (20, 8)  # steps: the branches' length
+    summary = run_study("digits", preset=preset, out=tmp_path)
+    screening = [r for r in summary["runs"] if r["steps"] == 28]
+    final = [r for r in summary["runs"] if r["steps"] == 80]
+    assert len(screening) == 6 and len(final) == 2 and summary["missing"] == []
+    for run in screening:
+        assert run["config"]["branch"] == {"at": 20, "cooldown": 8}
+        assert run["config"]["schedule"]["total_steps"] == 80  # the target's schedule (and its warm-up) to 20
+        assert (tmp_path / run["run_dir"] / "checkpoints" / "step-00000020.pt").is_file()
+        trained = json.loads((tmp_path / run["run_dir"] / "config.json").read_text())["schedule"]
+        lrs = [lrtune.schedules.from_spec(trained)(t) for t in (20, 24, 28)]
+        base = lrtune.schedules.from_spec(run["config"]["schedule"])(20)
+        assert lrs == pytest.approx([base, base / 2, 0.0])  # the cooldown: linear from update 20 to 0 at 28
+        assert run["updates"] == 28
+    ranked = sorted(screening, key=lambda r: r["valid_loss"])
+    assert {r["cell"] for r in final} == {r["cell"] for r in ranked[:2]}  # the best two branches, not LR neighbours
+    assert all(r["updates"] == 60 for r in final)  # continued from update 20
+    assert summary["compute"]["updates"] == 6 * 28 + 2 * 60
+    best = min(final, key=lambda r: r["valid_loss"])
+    rec = summary["recommendation"]
+    assert rec["for_steps"] == 80 and rec["mean_valid_loss"] == best["valid_loss"]
+    assert rec["config"]["steps"] == 80 and "branch" not in rec["config"]
+    scratch = lrtune.train(
+        lrtune.workloads.resolve_workload("digits"),
+        optimizer=best["config"]["optimizer"],
+        schedule=best["config"]["schedule"],
+        steps=80,
+        batch_size=best["config"]["batch_size"],
+        seed=0,
+        max_grad_norm=best["config"]["max_grad_norm"],
+        eval_at=[40, 80],
+    )
+    assert scratch.final_metrics["valid_loss"] == best["valid_loss"]  # the continued run is the whole run
+    assert summary["screening"] == {"kind": "branch", "at": 20, "cooldown": 8, "of_steps": 80, "steps": 28}
+    assert "The screening's 28 updates are branches" in (tmp_path / "report.html").read_text()
+    note = horizon_note(summary)
+    assert summary["transfer"]["stable"] or "best at its branch (its 80-update schedule to update 20" in note
+
+
+def test_a_branch_preset_is_checked() -> None:
+    quick = PRESETS["quick"]
+    assert quick.branch_steps == (48, 12) and quick.steps == (60,) and quick.finalists == 3
+    assert dataclasses.replace(quick, target_steps=800).branch_steps == (96, 24)  # fractions of the target
+    for change, message in [
+        ({"target_steps": None}, "needs target_steps"),
+        ({"branch": (0.9, 0.2)}, "two fractions"),
+        ({"branch": (0.0, 0.1)}, "two fractions"),
+        ({"branch": (0.12,)}, "two fractions"),
+        ({"target_steps": 4}, "too short"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(quick, **change)
 
 
 def test_the_horizon_note_of_a_single_finalist_says_there_is_no_ranking_to_compare() -> None:

@@ -442,6 +442,20 @@ def test_successive_halving_continues_an_interrupted_bracket_from_its_checkpoint
             run_sweep("digits", SH_SPACE, trials=1, out=tmp_path / "x", pruner="sh", reduction_factor=bad)
 
 
+def test_branch_and_start_from_arguments_are_checked(tmp_path: Path) -> None:
+    kw: dict[str, object] = {"trials": 1, "out": tmp_path / "x", "steps": 20}
+    with pytest.raises(ValueError, match="branch needs run_dirs=True"):
+        run_sweep("digits", SH_SPACE, branch=(5, 2), **kw)
+    for bad in ((5,), (0, 2), (5, 0), "5+2"):
+        with pytest.raises(ValueError, match="branch"):
+            run_sweep("digits", SH_SPACE, branch=bad, run_dirs=True, **kw)
+    with pytest.raises(ValueError, match="use a pruner other than 'sh'"):
+        run_sweep("digits", SH_SPACE, branch=(5, 2), run_dirs=True, pruner="sh", **kw)
+    with pytest.raises(ValueError, match="use a pruner other than 'sh'"):
+        run_sweep("digits", SH_SPACE, start_from=lambda config: None, pruner="median", rungs="restart", **kw)
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+
+
 def test_a_killed_successive_halving_worker_resumes_its_bracket_from_checkpoints(tmp_path: Path) -> None:
     import os
     import signal

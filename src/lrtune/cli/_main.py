@@ -378,8 +378,15 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
         part = summary["by_horizon"][h]
         runs = [r for r in summary["runs"] if r["steps"] == int(h)]
         last = h == horizons[-1]
+        screening = summary.get("screening") or {}
+        kind = (
+            f"branches of {screening['of_steps']}-update runs at update {screening['at']} + {screening['cooldown']} "
+            "updates of cooldown"
+            if screening.get("kind") == "branch" and int(h) == screening["steps"]
+            else f"runs of {h} updates"
+        )
         table = Table(
-            title=f"{len(runs)} runs of {h} updates, {sum(r['updates'] for r in runs)} updates, "
+            title=f"{len(runs)} {kind}, {sum(r['updates'] for r in runs)} updates, "
             f"{sum(r['seconds'] for r in runs):.0f} s of training, {sum(r['status'] == 'diverged' for r in runs)} "
             "diverged" + ("" if last else " (screening)"),
             caption=f"recommendation for {rec['for_steps']} updates: {labels.get(rec['recipe'], rec['recipe'])}, "

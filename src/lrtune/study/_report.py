@@ -201,6 +201,18 @@ def _cell_label(cell: dict[str, Any], settings: list[dict[str, Any]]) -> str:
     return f"{_label(found['recipe'])}, LR {found['lr']:.3g}" if found else json.dumps(cell)
 
 
+def after(summary: dict[str, Any], steps: int) -> str:
+    """How the study's runs of ``steps`` updates were compared: "after N updates", or, for a screening by
+    branches, where the branches left their runs."""
+    screening = summary.get("screening") or {}
+    if screening.get("kind") == "branch" and steps == screening["steps"]:
+        return (
+            f"at its branch (its {screening['of_steps']}-update schedule to update {screening['at']}, then "
+            f"{screening['cooldown']} updates of cooldown)"
+        )
+    return f"after {steps} updates"
+
+
 def horizon_note(summary: dict[str, Any]) -> str:
     """One sentence on the horizon the recommendation is for and whether the study's ranking held across its
     horizons."""
@@ -231,7 +243,7 @@ def horizon_note(summary: dict[str, Any]) -> str:
         )
     if among:  # finalists trained to the target: the answer was measured there
         return (
-            f"For runs of {steps} updates, measured at {steps}: the setting best after {worst['short']} updates is "
+            f"For runs of {steps} updates, measured at {steps}: the setting best {after(summary, worst['short'])} is "
             f"{100 * worst['regret']:.1f} % worse than the best after {worst['long']}{among} (rank correlation "
             f"{worst['spearman']:.2f}) — short-horizon bias. The answer is the best of the {cells} finalists trained "
             f"to {steps}; a setting the screening ranked below them was not trained that long and may be better "
@@ -240,7 +252,7 @@ def horizon_note(summary: dict[str, Any]) -> str:
         )
     return (
         f"For runs of {steps} updates only: the ranking is not stable across the study's horizons — the setting "
-        f"best after {worst['short']} updates is {100 * worst['regret']:.1f} % worse than the best after "
+        f"best {after(summary, worst['short'])} is {100 * worst['regret']:.1f} % worse than the best after "
         f"{worst['long']}{among} (rank correlation {worst['spearman']:.2f}). Train for the horizon the study chose "
         "at, or run it at the length you will train."
     )
@@ -261,11 +273,22 @@ def _transfer_table(summary: dict[str, Any]) -> str:
     return f"""<h2>Does the ranking hold for longer training?</h2>
 <p>Between the study's horizons, over the settings run at both: rank correlation of the final validation losses,
 whether the best at the shorter horizon is the best at the longer (top-1), and its regret (its loss at the longer
-horizon over the best there, minus 1).</p>
+horizon over the best there, minus 1).{_branch_sentence(summary)}</p>
 <table><tr><th>horizons (updates)</th><th>settings</th><th>Spearman ρ</th><th>top-1</th><th>regret</th>
 <th>pick at the shorter</th><th>best at the longer</th></tr>
 {rows}
 </table>"""
+
+
+def _branch_sentence(summary: dict[str, Any]) -> str:
+    screening = summary.get("screening") or {}
+    if screening.get("kind") != "branch":
+        return ""
+    return (
+        f" The screening's {screening['steps']} updates are branches: each setting trained on its "
+        f"{screening['of_steps']}-update schedule to update {screening['at']}, then its LR decayed linearly to 0 over "
+        f"{screening['cooldown']} updates; the finalists continued their runs from update {screening['at']}."
+    )
 
 
 def write_study_report(summary: dict[str, Any], out_dir: str | Path) -> Path:

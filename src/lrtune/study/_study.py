@@ -64,7 +64,14 @@ class Preset:
     best and the best beside its peak LR, see :func:`choose_finalists`) are trained again with their whole schedule
     stretched to ``target_steps`` (first seed), and the best of them at the target is the recommendation:
     short-horizon bias can reorder settings (a peak LR ahead after 50 or 100 updates may stall by 400 or 800, or
-    the reverse), so the answer is measured at the horizon it is for."""
+    the reverse), so the answer is measured at the horizon it is for.
+
+    ``branch=(a, c)`` (fractions of ``target_steps``; needs a target beyond the screening) screens by branches
+    instead of by whole short runs: each setting trains its target-length schedule (warm-up as long as there) to
+    update round(a·target), checkpointed, then a branch of it decays the LR linearly to 0 over round(c·target)
+    updates; the settings are ranked by the branches' final validation loss, and the best ``finalists`` of that
+    ranking continue their runs from the checkpoint to the target. ``steps`` is then the branches' length,
+    set from ``branch`` and the target."""
 
     recipes: tuple[str, ...]
     lr_factors: tuple[float, ...]
@@ -78,8 +85,11 @@ class Preset:
     diagnostics: bool = True
     target_steps: int | None = None
     finalists: int = 3
+    branch: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.branch is not None:
+            self._set_branch_steps()
         if not self.recipes or set(self.recipes) - set(RECIPES):
             raise ValueError(f"recipes must be a non-empty tuple of {', '.join(RECIPES)}; got {self.recipes!r}")
         if not self.lr_factors or not all(f > 0 for f in self.lr_factors):
@@ -101,6 +111,33 @@ class Preset:
         if not isinstance(self.finalists, int) or self.finalists < 1:
             raise ValueError(f"finalists must be an integer >= 1, got {self.finalists!r}")
 
+    def _set_branch_steps(self) -> None:
+        branch = self.branch
+        if not (
+            isinstance(branch, (tuple, list))
+            and len(branch) == 2
+            and all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in branch)
+            and sum(branch) < 1
+        ):
+            raise ValueError(f"branch must be two fractions of target_steps > 0 with a sum < 1, got {branch!r}")
+        if not isinstance(self.target_steps, int) or isinstance(self.target_steps, bool):
+            raise ValueError(f"branch screening needs target_steps, an integer, got {self.target_steps!r}")
+        at, length = self.branch_steps
+        if at < 1 or at + length >= self.target_steps:
+            raise ValueError(
+                f"branch {tuple(branch)} of target_steps {self.target_steps} gives a branch at update {at} of "
+                f"{length} updates: target_steps is too short"
+            )
+        object.__setattr__(self, "branch", (float(branch[0]), float(branch[1])))
+        object.__setattr__(self, "steps", (at + length,))
+
+    @property
+    def branch_steps(self) -> tuple[int, int]:
+        """The update at which the screening's branches leave their runs and the cooldown's length."""
+        if self.branch is None or self.target_steps is None:
+            raise ValueError("this preset does not screen by branches")
+        return round(self.branch[0] * self.target_steps), max(1, round(self.branch[1] * self.target_steps))
+
     @property
     def horizon(self) -> int:
         """The number of updates the study's recommendation is for."""
@@ -115,10 +152,13 @@ class Preset:
 ALL = ("sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf")
 HALF_DECADES = tuple(10 ** (k / 2) for k in range(-2, 3))
 PRESETS: dict[str, Preset] = {
-    # ≤ 10 minutes on 2 CPU cores: 6 recipes × 3 LRs (half a decade apart), 50 updates each, then the best
-    # setting and the best at the better neighbouring LR trained for 400 updates: the recommendation is for 400
-    # updates (replayed on the benchmarks' cells, a third finalist changed no answer: benchmarks/study_transfer.py)
-    "quick": Preset(ALL, (10**-0.5, 1.0, 10**0.5), (0,), (50,), 800, 2, 50, target_steps=400, finalists=2),
+    # 6 recipes × 3 LRs (half a decade apart), each trained on its 400-update schedule to update 48, then a
+    # 12-update cooldown branch; the best 3 branches continue their runs to 400, the horizon the recommendation is
+    # for (replayed on the benchmarks' cells: within 1 % of the best of the 18 at 400 on translation and the
+    # character LM, where screening by whole 50-update runs missed by 8 % and 13 %: benchmarks/study_transfer.py)
+    "quick": Preset(
+        ALL, (10**-0.5, 1.0, 10**0.5), (0,), (60,), 800, 2, 50, target_steps=400, finalists=3, branch=(0.12, 0.03)
+    ),
     # the full comparison: 5 LRs over two decades, warm-up length, run length and RAdam's β2 as axes
     "standard": Preset(ALL, HALF_DECADES, (0, 1), (400, 800), 1000, 8, 200, (20, 40, 80), (0.98, 0.999)),
     # the paper's scale on this workload (hours on CPUs; spread it over workers with a shared storage)
@@ -260,16 +300,18 @@ def run_study(
         if isinstance(task, Translation)
         else {"lr_from_range_test": "estimate"}
     )
+    branch = chosen.branch_steps if chosen.branch is not None else None
     study = run_sweep(
         task,
         space,
         trials=None,  # every grid point not yet completed
         out=out_dir,
         study=f"study-{name}",
-        steps=chosen.steps[0],
+        steps=chosen.horizon if branch else chosen.steps[0],  # branches leave the target's schedule
         diagnostics_for=_diagnose(chosen),
+        branch=branch,
         **centring,
-        **common,
+        **{**common, "evals_per_trial": 1 if branch else chosen.evals},  # a branch is compared at its end only
     )
     centres = centring.get("lr_centres") or study.user_attrs["range_test"]["lr"]
     sources: list[Source] = [(study, out_dir, space, None)]
@@ -278,7 +320,9 @@ def run_study(
         if screened["missing"]:
             raise ValueError(f"{len(screened['missing'])} screening runs are missing: run the study again")
         points = choose_finalists(screened, chosen)
-        final_preset = Preset(**{**asdict(chosen), "steps": (chosen.horizon,), "seeds": chosen.seeds[:1]})
+        final_preset = Preset(
+            **{**asdict(chosen), "steps": (chosen.horizon,), "seeds": chosen.seeds[:1], "branch": None}
+        )
         final_space = study_space(final_preset)
         final = run_sweep(
             task,
@@ -289,6 +333,7 @@ def run_study(
             steps=chosen.horizon,
             grid=points,
             lr_centres=centres,  # the screening's: its grid points are the finalists'
+            start_from=_branch_points(study, out_dir, branch[0]) if branch else None,
             **common,
         )
         sources.append((final, out_dir / "final", final_space, points))
@@ -304,6 +349,12 @@ def run_study(
         },
         "preset": name,
         "preset_settings": asdict(chosen),
+        # how the screening compared the settings: whole runs of ``steps`` updates, or branches of the target's runs
+        "screening": (
+            {"kind": "branch", "at": branch[0], "cooldown": branch[1], "of_steps": chosen.horizon, "steps": sum(branch)}
+            if branch
+            else {"kind": "runs", "steps": chosen.steps[0]}
+        ),
     }
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False), encoding="utf-8")
@@ -319,6 +370,33 @@ def run_study(
     return summary
 
 
+def _branch_points(study: Any, out_dir: Path, at: int) -> Callable[[dict[str, Any]], Path | None]:
+    """For a finalist's run config, the checkpoint at update ``at`` of the screening run it continues (the same
+    run up to its branch, so the finalist trains only the rest of it); None (and a warning) when the screening
+    has none, and the finalist trains from update 0 — the same run, at more cost."""
+    found: dict[str, Path] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name != "COMPLETE" or "config" not in t.user_attrs or "duplicate_of" in t.user_attrs:
+            continue
+        path = out_dir / "trials" / str(t.number) / "checkpoints" / f"step-{at:08d}.pt"
+        if path.is_file():
+            found[_run_key(t.user_attrs["config"])] = path
+
+    def start_from(config: dict[str, Any]) -> Path | None:
+        path = found.get(_run_key(config))
+        if path is None:
+            logger.warning("no screening checkpoint at update %d for %s: it trains from update 0", at, config)
+        return path
+
+    return start_from
+
+
+def _run_key(config: dict[str, Any]) -> str:
+    """What makes two configs the same run up to a branch point (not its length)."""
+    keys = ("recipe", "optimizer", "schedule", "batch_size", "max_grad_norm", "seed")
+    return json.dumps({k: config.get(k) for k in keys}, sort_keys=True)
+
+
 def choose_finalists(screened: dict[str, Any], preset: Preset) -> list[dict[str, Any]]:
     """The grid points (Optuna parameters, first seed) of the ``preset.finalists`` settings of a screening trained
     to the target: its best setting (lowest mean final validation loss over seeds at its longest horizon), then the
@@ -327,12 +405,18 @@ def choose_finalists(screened: dict[str, Any], preset: Preset) -> list[dict[str,
 
     Short-horizon bias mostly moves the best peak LR, in a direction that depends on the workload: on translation a
     short run favours the larger LR, which stalls in a long one; on the character LM the smaller. Finalists at the
-    best screened LR and on both sides of it let the target horizon decide."""
+    best screened LR and on both sides of it let the target horizon decide.
+
+    A screening by branches (``preset.branch``) already compares each setting on its target schedule, so its
+    finalists are simply the best of its ranking (replayed on the benchmarks' cells, its LR neighbours missed the
+    best at the target more often: benchmarks/study_transfer.py)."""
     horizon = max(s["steps"] for s in screened["settings"])
     ranked = sorted(
         (s for s in screened["settings"] if s["steps"] == horizon),
         key=lambda s: (not math.isfinite(s["mean_valid_loss"]), s["mean_valid_loss"], s["cell"]),
     )
+    if preset.branch is not None:
+        return [{**json.loads(s["cell"]), "seed": preset.seeds[0]} for s in ranked[: preset.finalists]]
 
     def factor(setting: dict[str, Any]) -> float:
         return float(json.loads(setting["cell"])["lr"])

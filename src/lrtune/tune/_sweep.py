@@ -85,6 +85,8 @@ def run_sweep(
     rungs: str = "continue",
     reduction_factor: int = 3,
     grid: list[dict[str, Any]] | None = None,
+    branch: tuple[int, int] | None = None,
+    start_from: Callable[[dict[str, Any]], Path | None] | None = None,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
@@ -130,6 +132,14 @@ def run_sweep(
     survivor's run is the same run it would have been unpruned (it resumes bit-identically). Checkpoints live
     under ``OUT/rungs`` (``OUT/trials/N`` with ``run_dirs``) until their trial is finished. Several workers on
     one study each run their own bracket.
+
+    ``branch=(at, cooldown)`` compares runs after a decay without training each to its end: each trial trains
+    its config's schedule (of ``steps`` updates) to update ``at``, checkpointed there in its run directory
+    (``run_dirs`` is needed), then decays the LR linearly from its value there to 0 over ``cooldown`` updates
+    (:func:`lrtune.schedules.cooldown`); the trial's value is that branch's final validation loss and its
+    config records ``steps = at + cooldown`` and ``branch``. ``start_from(config)`` gives a checkpoint for a
+    trial's run to continue from (e.g. such a branch point, with the same config but ``steps`` to the end) or
+    None to train it from update 0; the trial's ``updates`` count only what it trains.
     """
     if not (isinstance(heartbeat, (int, float)) and heartbeat > 0):
         raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
@@ -153,6 +163,16 @@ def run_sweep(
         raise ValueError("pruner 'sh' continues each trial's own run from its checkpoints: it has no rungs='restart'")
     if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int) or reduction_factor < 2:
         raise ValueError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
+    if branch is not None:
+        if not (isinstance(branch, (tuple, list)) and len(branch) == 2):
+            raise ValueError(f"branch must be (at, cooldown), two update counts, got {branch!r}")
+        branch = (check_steps("branch at", branch[0], minimum=1), check_steps("branch cooldown", branch[1], minimum=1))
+        if not run_dirs:
+            raise ValueError("branch needs run_dirs=True: each trial's checkpoint at the branch point is kept there")
+    if (branch is not None or start_from is not None) and (pruner == "sh" or (rungs == "restart" and pruner != "none")):
+        raise ValueError(
+            "branch and start_from train each trial as one run: use a pruner other than 'sh' and rungs='continue'"
+        )
     checked = load_space(space)
     task = resolve_workload(workload, workload_options)
     reference, options = workload_reference(task) or (task.name, options_of(task))
@@ -207,6 +227,8 @@ def run_sweep(
         first_rung=first_rung,
         run_dirs=run_dirs,
         diagnostics_for=diagnostics_for,
+        branch=branch,
+        start_from=start_from,
     )
     after = [*(callbacks or []), sweep.interrupt.after_trial]
     try:

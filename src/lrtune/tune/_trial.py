@@ -19,11 +19,12 @@ from typing import Any
 
 from ..runner import RunRecord, train
 from ..runner._trainer import _InterruptFlag
+from ..schedules import cooldown, from_spec
 from ._samplers import eval_points
 from ._space import suggest
 from ._storage import mark_worker, optuna
 
-__all__ = ["HeldInterrupt", "Sweep", "configure", "objective", "rung_indices"]
+__all__ = ["HeldInterrupt", "Sweep", "configure", "objective", "run_schedule", "rung_indices"]
 
 
 class HeldInterrupt:
@@ -72,6 +73,8 @@ class Sweep:
     first_rung: int
     run_dirs: bool = False
     diagnostics_for: Callable[[dict[str, Any]], bool] | None = None
+    branch: tuple[int, int] | None = None  # (at, cooldown): each trial is its run's cooldown branch, see run_sweep
+    start_from: Callable[[dict[str, Any]], Path | None] | None = None  # a config's checkpoint to continue from
     interrupt: HeldInterrupt = field(default_factory=HeldInterrupt)
 
     def run(self, config: dict[str, Any], schedule: dict[str, Any], steps: int, **extra: Any) -> RunRecord:
@@ -106,6 +109,11 @@ def configure(sweep: Sweep, trial: Any) -> dict[str, Any] | float:
     ``TrialPruned`` when a running trial with a smaller number trains the same config."""
     mark_worker(trial)
     config = suggest(trial, sweep.space, sweep.defaults, sweep.factors)
+    if sweep.branch is not None:
+        at, length = sweep.branch
+        if at >= config["steps"]:
+            raise ValueError(f"branch at update {at} must come before the run's end, update {config['steps']}")
+        config = {**config, "steps": at + length, "branch": {"at": at, "cooldown": length}}
     trial.set_user_attr("config", config)
     try:
         value = check_twins(trial, config)
@@ -176,11 +184,14 @@ def objective(sweep: Sweep, trial: Any) -> float:
     points = eval_points(total, sweep.evals)
     reported: set[int] = set()
     updates = 0
+    began_at: int | None = None  # the update before this call's first: 0, or a checkpoint's it continues from
+    schedule, extra = run_schedule(sweep, config)
 
     def report(line: dict[str, Any]) -> None:
-        nonlocal updates
+        nonlocal updates, began_at
         if "loss" in line:
-            updates = line["step"]
+            began_at = line["step"] - 1 if began_at is None else began_at
+            updates = line["step"] - began_at
         index = points.get(line["step"]) if "eval" in line else None
         if index is None or index in reported:
             return
@@ -208,12 +219,13 @@ def objective(sweep: Sweep, trial: Any) -> float:
                     raise optuna().TrialPruned(f"pruned after a {n}-update rung run")
         record = sweep.run(
             config,
-            config["schedule"],
+            schedule,
             total,
             eval_at=[total] if restarted else sorted(points),  # restarted: the end only
             callback=report,
             out_dir=sweep.run_dir(trial.number),
             diagnostics=sweep.diagnose(config),
+            **extra,
         )
     except _Duplicate as duplicate:
         return duplicate.value
@@ -227,6 +239,21 @@ def objective(sweep: Sweep, trial: Any) -> float:
     trial.set_user_attr("status", record.status)
     trial.set_user_attr("final_metrics", record.final_metrics)
     return _final(record)
+
+
+def run_schedule(sweep: Sweep, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The schedule a trial's run trains with and the training options beyond its config: a branch trial (config
+    ``branch``) follows its run's schedule to update ``at``, where it is checkpointed, then decays linearly to 0
+    over ``cooldown`` updates; with ``start_from``, a trial whose run a checkpoint holds continues from it."""
+    schedule, extra = config["schedule"], {}
+    branch = config.get("branch")
+    if branch is not None:
+        schedule = cooldown(from_spec(schedule), branch["at"], branch["cooldown"]).to_spec()
+        extra["checkpoint_every"] = branch["at"]
+    start = sweep.start_from(config) if sweep.start_from is not None else None
+    if start is not None:
+        extra["init_from"] = start
+    return schedule, extra
 
 
 def _value(loss: Any) -> float:
