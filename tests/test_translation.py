@@ -106,6 +106,8 @@ def test_bleu_only_at_the_final_evaluation(small: Translation) -> None:
         ["step", "valid_loss", "valid_ppl"],
         ["bleu", "step", "valid_loss", "valid_ppl"],
     ]
+    compared = lrtune.train(small, optimizer={"name": "adam", "lr": 1e-3}, steps=2, batch_size=512, final_metrics=False)
+    assert sorted(compared.final_metrics) == ["valid_loss", "valid_ppl"]  # a run compared by its loss: no decoding
     model = small.build_model(0)
     limited = Translation(vocab_size=1000, max_train_pairs=2000, max_eval_pairs=24, dropout=0.0, bleu_pairs=5)
     hyps = small.translate(model, "test", limit=5)

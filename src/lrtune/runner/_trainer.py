@@ -155,6 +155,7 @@ def train(
     callback: Callable[[dict[str, Any]], None] | None = None,
     device: str | torch.device | None = None,
     diagnostics: bool | dict[str, Any] = False,
+    final_metrics: bool = True,
 ) -> RunRecord:
     """Train ``workload`` for ``steps`` optimizer updates and evaluate it; deterministic for a seed on CPU.
 
@@ -179,6 +180,9 @@ def train(
     ``init_from`` (a checkpoint file) starts from the state it holds — model, optimizer, the schedule's update
     count, RNG and data position — with this call's own schedule and ``steps``: a branch of that run (e.g. the
     same run with its LR decayed to 0 sooner), which agrees with it up to the checkpoint's update.
+
+    ``final_metrics=False`` makes the last evaluation an ordinary one: a workload's costly end-of-run metrics
+    (translation's BLEU) are skipped, for a run compared only by its validation loss (a study's screening).
 
     SIGINT (Ctrl-C) finishes the current update, saves a checkpoint (when there is an ``out_dir``) and returns
     with status ``"interrupted"``; a second SIGINT interrupts at once. ``callback`` receives every line written
@@ -225,6 +229,8 @@ def train(
         config["eval_at"] = eval_at
     if init_from is not None:  # a branch of another run
         config["init_from"] = str(init_from)
+    if not final_metrics:  # (recorded only when off: earlier runs' configs stay as they were)
+        config["final_metrics"] = False
     dist = Distributed(device)
     try:
         return _run(
@@ -388,7 +394,7 @@ def _run(
                 metrics = None
                 if dist.is_main:
                     module.eval()
-                    final = sched.applied_updates == steps
+                    final = config.get("final_metrics", True) and sched.applied_updates == steps
                     evaluate: Callable[..., dict[str, float]] = workload.evaluate  # ``final`` is optional
                     metrics = evaluate(module, final=final) if takes_final else evaluate(module)
                     module.train()

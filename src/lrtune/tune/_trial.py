@@ -244,12 +244,14 @@ def objective(sweep: Sweep, trial: Any) -> float:
 def run_schedule(sweep: Sweep, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The schedule a trial's run trains with and the training options beyond its config: a branch trial (config
     ``branch``) follows its run's schedule to update ``at``, where it is checkpointed, then decays linearly to 0
-    over ``cooldown`` updates; with ``start_from``, a trial whose run a checkpoint holds continues from it."""
+    over ``cooldown`` updates, skipping the workload's end-of-run metrics (BLEU: it is compared by its loss);
+    with ``start_from``, a trial whose run a checkpoint holds continues from it."""
     schedule, extra = config["schedule"], {}
     branch = config.get("branch")
     if branch is not None:
         schedule = cooldown(from_spec(schedule), branch["at"], branch["cooldown"]).to_spec()
         extra["checkpoint_every"] = branch["at"]
+        extra["final_metrics"] = False  # compared by its validation loss: no end-of-run BLEU
     start = sweep.start_from(config) if sweep.start_from is not None else None
     if start is not None:
         extra["init_from"] = start
