@@ -50,7 +50,7 @@ postgres:
 test: $(STAMP) data browser postgres
 	$(PY) -m pytest -q
 
-# The main job: lrtune study, quick preset, on German-English translation (tiny Transformer); 8–12 minutes on
+# The main job: lrtune study, quick preset, on German-English translation (tiny Transformer); 10–12 minutes on
 # 2 cores. Writes study/report.html, study/summary.json and study/recommended.json; running it again continues
 # (and, once complete, only re-reads) the study in study/lrtune.db.
 demo: $(RUN) data

@@ -23,9 +23,11 @@ updates (8 % of the target by default, as ``lrtune auto`` compares its candidate
 branches' validation losses, and the answer of "train the first k of that ranking to the target" (as
 ``choose_finalists`` chooses after a screening by branches) is replayed for k = 1 … 6 from the results file's
 cells at the target, with its regret and compute (the finalists continuing from their runs at R, as the study
-does). Each branch is one run of R + C updates whose schedule is the target's up to R, then the cooldown. Every
-branch record in the results file is replayed again from its stored losses, so all follow today's rule. The
-quick preset screens this way at R = 48, C = 12 (12 % and 3 % of its target).
+does). Each branch is one run of R + C updates whose schedule is the target's up to R, then the cooldown.
+``--branch-seed S`` trains the branches with seed S instead of 0 (is the branch ranking one seed's luck?); their
+answers are judged on the same seed-0 cells at the target. Every branch record in the results file is replayed
+again from its stored losses, so all follow today's rule. The quick preset screens this way at R = 48, C = 12
+(12 % and 3 % of its target).
 
 The results files' ``finalist_order`` and ``answers`` were measured with the quick preset as it was before it
 screened by branches (whole 50-update runs, finalists its best and its best LR neighbours); its cells at the
@@ -273,18 +275,20 @@ def run_branch(args: argparse.Namespace, path: Path, rung: int, cooldown: int | 
     for f in result["finalist_order"]:
         cell = f["cell"]
         lr = centres[cell["optimizer"]] * cell["lr"]
-        config = branch_config(cell["optimizer"], lr, total, rung, cooldown, result["batch_size"], quick.seeds[0])
-        run_dir = args.out / args.workload / f"branch-{rung}-{cooldown}" / f"{cell['optimizer']}-x{cell['lr']:.4g}"
+        config = branch_config(cell["optimizer"], lr, total, rung, cooldown, result["batch_size"], args.branch_seed)
+        folder = f"branch-{rung}-{cooldown}" + (f"-s{args.branch_seed}" if args.branch_seed else "")
+        run_dir = args.out / args.workload / folder / f"{cell['optimizer']}-x{cell['lr']:.4g}"
         logger.info("%s at %.4g × its centre: %d + %d updates", cell["optimizer"], cell["lr"], rung, cooldown)
         try:
             at_branch[_key(cell)] = loss_of(run_cell(task, run_dir, config, "cpu", every=rung, evals=1))
         except KeyboardInterrupt:
             raise SystemExit("interrupted: run it again to continue") from None
-    result.setdefault("branches", {})[f"{rung}+{cooldown}"] = {"loss": at_branch}
+    key = f"{rung}+{cooldown}" + (f"-s{args.branch_seed}" if args.branch_seed else "")
+    result.setdefault("branches", {})[key] = {"loss": at_branch, "seed": args.branch_seed}
     for name, branch in result["branches"].items():  # every branch measured, replayed by today's rule
-        at, length = map(int, name.split("+"))
+        at, length = map(int, name.split("-")[0].split("+"))
         branch["answers"] = replay_branch(result, branch["loss"], at, length)
-    rows = result["branches"][f"{rung}+{cooldown}"]["answers"]
+    rows = result["branches"][key]["answers"]
     write_json(path, result)
     ranked = sorted(at_branch, key=at_branch.__getitem__)
     target = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}
@@ -382,6 +386,13 @@ def main() -> None:
         help="rank every setting by a cooldown branched off its target schedule at update R; replay the answer",
     )
     parser.add_argument("--cooldown", type=int, default=None, help="--branch's cooldown (default 8 %% of the target)")
+    parser.add_argument(
+        "--branch-seed",
+        type=int,
+        default=0,
+        help="--branch's seed (another than the cells' 0: is the branch ranking one seed's luck? the answers are "
+        "still judged on the seed-0 cells at the target)",
+    )
     parser.add_argument(
         "--seed-spread",
         type=int,
