@@ -525,7 +525,8 @@ def test_a_branch_preset_is_checked() -> None:
         ({"branch": (0.9, 0.2)}, "two fractions"),
         ({"branch": (0.0, 0.1)}, "two fractions"),
         ({"branch": (0.12,)}, "two fractions"),
-        ({"target_steps": 4}, "too short"),
+        ({"target_steps": 4}, "target_steps must be at least 5 for branches at 0.12 of it with 0.03 of it"),
+        ({"target_steps": -5}, "needs target_steps, an integer >= 1, got -5"),
     ]:
         with pytest.raises(ValueError, match=message):
             dataclasses.replace(quick, **change)

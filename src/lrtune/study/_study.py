@@ -15,6 +15,7 @@ recipe and LR with the lowest mean final validation loss, with its warm-up and s
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -120,13 +121,16 @@ class Preset:
             and sum(branch) < 1
         ):
             raise ValueError(f"branch must be two fractions of target_steps > 0 with a sum < 1, got {branch!r}")
-        if not isinstance(self.target_steps, int) or isinstance(self.target_steps, bool):
-            raise ValueError(f"branch screening needs target_steps, an integer, got {self.target_steps!r}")
+        if not isinstance(self.target_steps, int) or isinstance(self.target_steps, bool) or self.target_steps < 1:
+            raise ValueError(f"branch screening needs target_steps, an integer >= 1, got {self.target_steps!r}")
         at, length = self.branch_steps
         if at < 1 or at + length >= self.target_steps:
+            shortest = next(
+                t for t in itertools.count(2) if 1 <= round(branch[0] * t) < t - max(1, round(branch[1] * t))
+            )
             raise ValueError(
-                f"branch {tuple(branch)} of target_steps {self.target_steps} gives a branch at update {at} of "
-                f"{length} updates: target_steps is too short"
+                f"target_steps must be at least {shortest} for branches at {branch[0]:g} of it with {branch[1]:g} of "
+                f"it to cool down, got {self.target_steps}"
             )
         object.__setattr__(self, "branch", (float(branch[0]), float(branch[1])))
         object.__setattr__(self, "steps", (at + length,))
