@@ -451,6 +451,8 @@ def test_branch_and_start_from_arguments_are_checked(tmp_path: Path) -> None:
             run_sweep("digits", SH_SPACE, branch=bad, run_dirs=True, **kw)
     with pytest.raises(ValueError, match="use a pruner other than 'sh'"):
         run_sweep("digits", SH_SPACE, branch=(5, 2), run_dirs=True, pruner="sh", **kw)
+    with pytest.raises(ValueError, match="branch at update 20 must come before the runs' end, update 20"):
+        run_sweep("digits", SH_SPACE, branch=(20, 2), run_dirs=True, **kw)
     with pytest.raises(ValueError, match="use a pruner other than 'sh'"):
         run_sweep("digits", SH_SPACE, start_from=lambda config: None, pruner="median", rungs="restart", **kw)
     assert not (tmp_path / "x").exists()  # refused before anything is written

@@ -177,6 +177,8 @@ def run_sweep(
     task = resolve_workload(workload, workload_options)
     reference, options = workload_reference(task) or (task.name, options_of(task))
     defaults = {"steps": steps if steps is not None else task.step_hint, "batch_size": batch_size_for(task, batch_size)}
+    if branch is not None and "total_steps" not in checked and branch[0] >= defaults["steps"]:
+        raise ValueError(f"branch at update {branch[0]} must come before the runs' end, update {defaults['steps']}")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"out {out_dir} is a file, not a directory")
