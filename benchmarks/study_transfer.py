@@ -238,7 +238,7 @@ def replay_branch(
     finalists chosen as the study chooses them after a screening by branches (``choose_finalists``)."""
     target = {_key(f["cell"]): f["loss_at_target"] for f in result["finalist_order"]}
     settings = [{"cell": c, "steps": rung + cooldown, "mean_valid_loss": v} for c, v in at_branch.items()]
-    preset = dataclasses.replace(PRESETS["quick"], finalists=len(settings), branch=(0.12, 0.03))
+    preset = dataclasses.replace(PRESETS["quick"], finalists=len(settings))  # the quick preset screens by branches
     order = [_key(p) for p in choose_finalists({"settings": settings}, preset)]
     best = result["best_at_target"]["loss"]
     rows = []
@@ -272,18 +272,20 @@ def run_branch(args: argparse.Namespace, path: Path, rung: int, cooldown: int | 
     task = resolve_workload(args.workload, options)
     centres = result["lr_centres"]["lr"]
     at_branch: dict[str, float] = {}
+    suffix = f"-s{args.branch_seed}" if args.branch_seed else ""  # another seed's branches: their own folder and key
     for f in result["finalist_order"]:
         cell = f["cell"]
         lr = centres[cell["optimizer"]] * cell["lr"]
         config = branch_config(cell["optimizer"], lr, total, rung, cooldown, result["batch_size"], args.branch_seed)
-        folder = f"branch-{rung}-{cooldown}" + (f"-s{args.branch_seed}" if args.branch_seed else "")
-        run_dir = args.out / args.workload / folder / f"{cell['optimizer']}-x{cell['lr']:.4g}"
+        run_dir = (
+            args.out / args.workload / f"branch-{rung}-{cooldown}{suffix}" / f"{cell['optimizer']}-x{cell['lr']:.4g}"
+        )
         logger.info("%s at %.4g × its centre: %d + %d updates", cell["optimizer"], cell["lr"], rung, cooldown)
         try:
             at_branch[_key(cell)] = loss_of(run_cell(task, run_dir, config, "cpu", every=rung, evals=1))
         except KeyboardInterrupt:
             raise SystemExit("interrupted: run it again to continue") from None
-    key = f"{rung}+{cooldown}" + (f"-s{args.branch_seed}" if args.branch_seed else "")
+    key = f"{rung}+{cooldown}{suffix}"
     result.setdefault("branches", {})[key] = {"loss": at_branch, "seed": args.branch_seed}
     for name, branch in result["branches"].items():  # every branch measured, replayed by today's rule
         at, length = map(int, name.split("-")[0].split("+"))

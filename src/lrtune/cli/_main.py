@@ -369,6 +369,8 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
     from rich.console import Group
     from rich.table import Table
 
+    from ..study._report import branch_screening
+
     rec = summary.get("recommendation")
     if not rec:
         return "no recommendation: no setting finished with a finite validation loss"
@@ -378,11 +380,11 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
         part = summary["by_horizon"][h]
         runs = [r for r in summary["runs"] if r["steps"] == int(h)]
         last = h == horizons[-1]
-        screening = summary.get("screening") or {}
+        screening = branch_screening(summary, int(h))
         kind = (
             f"branches of {screening['of_steps']}-update runs at update {screening['at']} + {screening['cooldown']} "
             "updates of cooldown"
-            if screening.get("kind") == "branch" and int(h) == screening["steps"]
+            if screening is not None
             else f"runs of {h} updates"
         )
         table = Table(

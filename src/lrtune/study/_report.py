@@ -201,11 +201,17 @@ def _cell_label(cell: dict[str, Any], settings: list[dict[str, Any]]) -> str:
     return f"{_label(found['recipe'])}, LR {found['lr']:.3g}" if found else json.dumps(cell)
 
 
+def branch_screening(summary: dict[str, Any], steps: int) -> dict[str, Any] | None:
+    """The study's ``screening`` record when its runs of ``steps`` updates are branches, else None."""
+    screening = summary.get("screening") or {}
+    return screening if screening.get("kind") == "branch" and steps == screening["steps"] else None
+
+
 def after(summary: dict[str, Any], steps: int) -> str:
     """How the study's runs of ``steps`` updates were compared: "after N updates", or, for a screening by
     branches, where the branches left their runs."""
-    screening = summary.get("screening") or {}
-    if screening.get("kind") == "branch" and steps == screening["steps"]:
+    screening = branch_screening(summary, steps)
+    if screening is not None:
         return (
             f"at its branch (its {screening['of_steps']}-update schedule to update {screening['at']}, then "
             f"{screening['cooldown']} updates of cooldown)"
