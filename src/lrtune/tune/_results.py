@@ -66,7 +66,8 @@ def write_results(study: Any, out_dir: Path) -> None:
         logger.warning("matplotlib is not installed: no sweep plots")
     finished = [t for t in study.trials if t.value is not None and math.isfinite(t.value) and "config" in t.user_attrs]
     if not finished:
-        logger.warning("no finished trial with a finite value: no best.json")
+        if study.trials:  # (a study with no trial yet has nothing to warn about)
+            logger.warning("no finished trial with a finite value: no best.json")
         return
     best = min(finished, key=lambda t: t.value)
     config = dict(best.user_attrs["config"])

@@ -158,6 +158,18 @@ class _Grid:
         done = [i for i, s in self.taken(study).items() if s in ("COMPLETE", "PRUNED")]
         return len(self.points) - len(done)
 
+    def open(self, study: Any) -> int:
+        """Points a worker could still take: held by no trial, or only by one waiting to run (a point that
+        another worker is training is not open)."""
+        held = [i for i, s in self.taken(study).items() if s != "WAITING"]
+        return len(self.points) - len(held)
+
+    def stop_when_held(self, study: Any, trial: Any) -> None:
+        """An Optuna callback: stop this worker's loop once every point is finished or being trained, so that a
+        worker sharing the grid with others does not draw points that are already held."""
+        if self.open(study) == 0:
+            study.stop()
+
 
 def make_sampler(name: str, seed: int, space: dict[str, Any], points: list[dict[str, Any]] | None = None) -> Any:
     """The sweep's sampler: per-trial seeds for TPE and random sampling, lrtune's grid (over every point of the

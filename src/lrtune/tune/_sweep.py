@@ -233,6 +233,8 @@ def run_sweep(
         start_from=start_from,
     )
     after = [*(callbacks or []), sweep.interrupt.after_trial]
+    if sampler == "grid" and pruner != "sh":  # workers sharing a grid stop when the rest is held by others
+        after.append(chosen_sampler.stop_when_held)
     try:
         with sweep.interrupt:
             if trials and pruner == "sh":
