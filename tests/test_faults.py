@@ -162,6 +162,69 @@ def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Pat
     assert proc.returncode == 0 and len(_trials(url, name)) == len(trials), out
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (gone, or a zombie that its new parent has not reaped yet)."""
+    try:
+        return not _alive(pid) or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_study_with_two_jobs_survives_ctrl_c_and_kill_9_and_trains_each_point_once(tmp_path: Path) -> None:
+    """`lrtune study --jobs 2`: a helper process trains beside the study's own; Ctrl-C stops both (their runs
+    queued again), `kill -9` of the study's process makes the orphaned helper stop itself the same way, and the
+    command run again completes every grid point once, finalists included."""
+    args = ["study", "--workload", "digits", "--seeds", "1", "--target-steps", "10000", "--finalists", "2"]
+    args += ["--jobs", "2", "--out", "S"]  # branches of 1,500 updates: a few seconds each
+    url, name = f"sqlite:///{tmp_path / 'S' / 'lrtune.db'}", "study-quick"
+    env = {**ENV, "OMP_NUM_THREADS": "2"}
+
+    def two_running() -> list[optuna.trial.FrozenTrial]:
+        running = [t for t in _trials(url, name) if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+        return running if len({t.user_attrs["worker"]["pid"] for t in running}) == 2 else []
+
+    for stop in (signal.SIGINT, signal.SIGKILL):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lrtune.cli", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        _wait(lambda: bool(two_running()), "two trials training at once, in two processes")
+        running = two_running()
+        helper = next(t.user_attrs["worker"]["pid"] for t in running if t.user_attrs["worker"]["pid"] != proc.pid)
+        proc.send_signal(stop)
+        out, _ = proc.communicate(timeout=300)
+        _wait(lambda helper=helper: _gone(helper), "the helper process to stop", timeout=60)
+        after = {t.number: t for t in _trials(url, name)}
+        if stop == signal.SIGINT:
+            assert proc.returncode == 130, out
+            assert "Traceback" not in out and "run the same command again" in out, out
+            assert all(after[t.number].state in (TrialState.FAIL, TrialState.COMPLETE) for t in running)
+        else:  # the killed process's trial is left running (the next command fails it); the helper's is failed
+            theirs = next(t for t in running if t.user_attrs["worker"]["pid"] == helper)
+            assert after[theirs.number].state in (TrialState.FAIL, TrialState.COMPLETE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrtune.cli", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    summary = json.loads((tmp_path / "S" / "summary.json").read_text())
+    assert summary["missing"] == []
+    points = collections.Counter((r["recipe"], r["lr"], r["seed"]) for r in summary["runs"] if r["steps"] == 1500)
+    assert len(points) == 18 and set(points.values()) == {1}  # branches at 1200 + 300 of cooldown, each once
+    assert len([r for r in summary["runs"] if r["steps"] == 10000]) == 2  # the finalists
+    trials = _trials(url, name)
+    assert max(_trained(trials).values()) == 1  # nothing trained twice, by either process
+
+
 # ------------------------------------------------------------------------------------------------------------
 # sweeps: continued and concurrent workers draw new configurations and never train one twice
 
@@ -297,6 +360,8 @@ def test_a_grid_sweep_run_by_two_workers_covers_each_point_once(tmp_path: Path) 
     trials = _trials(f"sqlite:///{tmp_path / 'out' / 'lrtune.db'}", "lrtune")
     trained = _trained(trials)
     assert len(trained) == 6 and max(trained.values()) == 1
+    # a worker stops once the other holds every point left: no trial drawn for a finished point
+    assert not any("duplicate_of" in t.user_attrs for t in trials)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
 from helpers import open_in_chromium
 
 import lrtune
@@ -543,3 +544,45 @@ def test_study_finalists_flag_is_checked_before_anything_runs(
     assert main(["study", "--workload", "digits", "--finalists", "0", "--out", str(tmp_path / "S")]) == 2
     assert "finalists must be an integer >= 1, got 0" in capsys.readouterr().out
     assert not (tmp_path / "S").exists()
+
+
+def test_a_study_with_two_jobs_is_the_study_with_one(tmp_path: Path) -> None:
+    """jobs=2 (a spawned helper process beside this one, each at one thread) trains the same runs: every grid
+    point once, the finalists chosen from them, and the same numbers as one job at one thread."""
+    preset = Preset(
+        ("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (1,), 64, 1, None, diagnostics=False, target_steps=200,
+        finalists=2, branch=(0.25, 0.1),
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = run_study("digits", preset=preset, out=tmp_path / "one", report=False)
+    finally:
+        torch.set_num_threads(threads)
+    two = run_study("digits", preset=preset, out=tmp_path / "two", report=False, jobs=2)
+    assert torch.get_num_threads() == threads  # restored
+    assert two["missing"] == [] and len(two["runs"]) == len(one["runs"]) == 6 + 2
+
+    def numbers(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted((r["cell"], r["steps"], r["valid_loss"], r["updates"]) for r in summary["runs"])
+
+    assert numbers(two) == numbers(one)
+    assert two["recommendation"] == one["recommendation"]
+    storage = f"sqlite:///{tmp_path / 'two' / 'lrtune.db'}"
+    trials = optuna.load_study(study_name="study-custom", storage=storage).trials
+    assert len(trials) == 6  # no trial drawn for a point another process held
+    assert not any("duplicate_of" in t.user_attrs or "twin_of" in t.user_attrs for t in trials)
+
+
+def test_jobs_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["study", "--workload", "digits", "--jobs", "0", "--out", str(tmp_path / "S")]) == 2
+    assert "jobs must be >= 1, got 0" in capsys.readouterr().out
+    assert not (tmp_path / "S").exists()
+
+    @dataclasses.dataclass
+    class Local(lrtune.workloads.Digits):  # built here: a helper process could not import it
+        pass
+
+    with pytest.raises(ValueError, match="jobs=2 needs a workload that helper processes can import again"):
+        run_study(Local(), preset=PRESETS["quick"], out=tmp_path / "L", jobs=2)
+    assert not (tmp_path / "L").exists()

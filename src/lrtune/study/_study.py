@@ -15,13 +15,14 @@ recipe and LR with the lowest mean final validation loss, with its warm-up and s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,7 @@ def run_study(
     workload_options: dict[str, Any] | None = None,
     callbacks: list[Any] | None = None,
     report: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run (or continue) the study and write ``OUT/summary.json`` and ``OUT/report.html``; returns the summary
     (where a diverged run's loss is ``math.inf``; summary.json, strict JSON, has null there).
@@ -277,75 +279,43 @@ def run_study(
     setting the screening ranked below the finalists is never trained to the target). ``workload_options`` go to
     the workload (translation's ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial
     callbacks (e.g. a progress bar).
+
+    ``jobs`` > 1 trains that many runs at once, in this process and ``jobs`` − 1 helper processes (spawned: the
+    workload must be a name or a ``package.module:NAME`` reference they import again, and a script that calls
+    this needs the ``if __name__ == "__main__":`` guard), torch's threads split among them: for a model too
+    small to keep every core busy (see :mod:`lrtune.study._parallel`). The runs are the same as with one job,
+    apart from the floating-point differences that another thread count brings.
     """
+    jobs = check_steps("jobs", jobs, minimum=1)
     name, chosen = resolve_preset(preset, seeds)
     chosen = with_target(chosen, target_steps, finalists)
     options = dict(workload_options or {})
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
     task = resolve_workload(workload, options)
-    reference, options = workload_reference(task) or (task.name, options_of(task))
-    batch = study_batch_size(task, chosen, batch_size)
-    space = study_space(chosen)
-    out_dir = Path(out)
-    url = storage or default_storage(out_dir)
-    common: dict[str, Any] = {
-        "sampler": "grid",
-        "pruner": "none",
-        "storage": url,
-        "batch_size": batch,
-        "evals_per_trial": chosen.evals,
-        "callbacks": callbacks,
-        "run_dirs": True,
-    }
-    # translation's grid is centred on LRs measured on it; any other workload's on its own LR range tests
-    centring: dict[str, Any] = (
-        {"lr_centres": {r: LR_CENTRES[r] for r in chosen.recipes}}
-        if isinstance(task, Translation)
-        else {"lr_from_range_test": "estimate"}
-    )
-    branch = chosen.branch_steps if chosen.branch is not None else None
-    study = run_sweep(
-        task,
-        space,
-        trials=None,  # every grid point not yet completed
-        out=out_dir,
-        study=f"study-{name}",
-        steps=chosen.horizon if branch else chosen.steps[0],  # branches leave the target's schedule
-        diagnostics_for=_diagnose(chosen),
-        branch=branch,
-        **centring,
-        **{**common, "evals_per_trial": 1 if branch else chosen.evals},  # a branch is compared at its end only
-    )
-    centres = centring.get("lr_centres") or study.user_attrs["range_test"]["lr"]
-    sources: list[Source] = [(study, out_dir, space, None)]
-    if chosen.has_final:
-        screened = analyse(study, out_dir, space=space)
-        if screened["missing"]:
-            raise ValueError(f"{len(screened['missing'])} screening runs are missing: run the study again")
-        points = choose_finalists(screened, chosen)
-        final_preset = Preset(
-            **{**asdict(chosen), "steps": (chosen.horizon,), "seeds": chosen.seeds[:1], "branch": None}
+    named = workload_reference(task)
+    if jobs > 1 and named is None:
+        raise ValueError(
+            f"jobs={jobs} needs a workload that helper processes can import again: a name or a package.module:NAME "
+            f"reference, not {type(task).__name__} built in __main__"
         )
-        final_space = study_space(final_preset)
-        final = run_sweep(
-            task,
-            final_space,
-            trials=None,
-            out=out_dir / "final",
-            study=f"study-{name}-final-{chosen.horizon}",
-            steps=chosen.horizon,
-            grid=points,
-            lr_centres=centres,  # the screening's: its grid points are the finalists'
-            start_from=_branch_points(study, out_dir, branch[0]) if branch else None,
-            **common,
-        )
-        sources.append((final, out_dir / "final", final_space, points))
-    summary = analyse_runs(sources, out_dir)
+    reference, options = named or (task.name, options_of(task))
+    plan = _Plan(reference, options, name, chosen, Path(out), storage, study_batch_size(task, chosen, batch_size))
+    with _threads_for(jobs) as threads:
+        if jobs > 1:  # the study (and its LR range tests) made once, before the helpers look for it
+            _screen(plan, task, None, trials=0)
+        study = _in_parallel(jobs, threads, plan, "screening", lambda: _screen(plan, task, callbacks))
+        sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
+        if chosen.has_final:
+            final, points = _in_parallel(jobs, threads, plan, "final", lambda: _finish(plan, task, study, callbacks))
+            sources.append((final, plan.out_dir / "final", plan.final_space, points))
+    summary = analyse_runs(sources, plan.out_dir)
+    centres = plan.centring(task).get("lr_centres") or study.user_attrs["range_test"]["lr"]
+    branch = plan.branch
     summary |= {
         "workload": reference,
         "workload_options": options,
-        "batch_size": batch,
+        "batch_size": plan.batch,
         # each recipe's LR grid is centred here: measured on translation, else the workload's own LR estimate
         "lr_centres": {
             "source": "lrtune.study.LR_CENTRES" if isinstance(task, Translation) else "estimate_lr",
@@ -360,6 +330,7 @@ def run_study(
             else {"kind": "runs", "steps": chosen.steps[0]}
         ),
     }
+    out_dir = plan.out_dir
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False), encoding="utf-8")
     tmp.replace(out_dir / "summary.json")
@@ -372,6 +343,138 @@ def run_study(
 
         write_study_report(summary, out_dir)
     return summary
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every worker of a study needs to run its phases (plain data: helper processes receive it)."""
+
+    workload: str  # the reference resolve_workload builds the workload from
+    options: dict[str, Any]
+    name: str  # the preset's name (the studies' names derive from it)
+    preset: Preset
+    out_dir: Path
+    storage: str | None
+    batch: int
+
+    @property
+    def url(self) -> str:
+        return self.storage or default_storage(self.out_dir)
+
+    @property
+    def space(self) -> dict[str, Any]:
+        return study_space(self.preset)
+
+    @property
+    def branch(self) -> tuple[int, int] | None:
+        return self.preset.branch_steps if self.preset.branch is not None else None
+
+    @property
+    def final_preset(self) -> Preset:
+        chosen = self.preset
+        return Preset(**{**asdict(chosen), "steps": (chosen.horizon,), "seeds": chosen.seeds[:1], "branch": None})
+
+    @property
+    def final_space(self) -> dict[str, Any]:
+        return study_space(self.final_preset)
+
+    def common(self, callbacks: list[Any] | None) -> dict[str, Any]:
+        return {
+            "sampler": "grid",
+            "pruner": "none",
+            "storage": self.url,
+            "batch_size": self.batch,
+            "callbacks": callbacks,
+            "run_dirs": True,
+        }
+
+    def centring(self, task: Any) -> dict[str, Any]:
+        # translation's grid is centred on LRs measured on it; any other workload's on its own LR range tests
+        if isinstance(task, Translation):
+            return {"lr_centres": {r: LR_CENTRES[r] for r in self.preset.recipes}}
+        return {"lr_from_range_test": "estimate"}
+
+
+def _screen(plan: _Plan, task: Any, callbacks: list[Any] | None, trials: int | None = None) -> Any:
+    """The screening: every grid point (``trials`` of them at most) as a whole short run or a branch."""
+    chosen, branch = plan.preset, plan.branch
+    return run_sweep(
+        task,
+        plan.space,
+        trials=trials,  # None: every grid point not yet completed
+        out=plan.out_dir,
+        study=f"study-{plan.name}",
+        steps=chosen.horizon if branch else chosen.steps[0],  # branches leave the target's schedule
+        diagnostics_for=_diagnose(chosen),
+        branch=branch,
+        evals_per_trial=1 if branch else chosen.evals,  # a branch is compared at its end only
+        **plan.centring(task),
+        **plan.common(callbacks),
+    )
+
+
+def _finish(plan: _Plan, task: Any, study: Any, callbacks: list[Any] | None) -> tuple[Any, list[dict[str, Any]]]:
+    """The finalists (the screening's best settings) trained to the target; returns their study and points."""
+    screened = analyse(study, plan.out_dir, space=plan.space)
+    if screened["missing"]:
+        raise ValueError(f"{len(screened['missing'])} screening runs are missing: run the study again")
+    points = choose_finalists(screened, plan.preset)
+    centres = plan.centring(task).get("lr_centres") or study.user_attrs["range_test"]["lr"]
+    branch = plan.branch
+    final = run_sweep(
+        task,
+        plan.final_space,
+        trials=None,
+        out=plan.out_dir / "final",
+        study=f"study-{plan.name}-final-{plan.preset.horizon}",
+        steps=plan.preset.horizon,
+        grid=points,
+        lr_centres=centres,  # the screening's: its grid points are the finalists'
+        start_from=_branch_points(study, plan.out_dir, branch[0]) if branch else None,
+        evals_per_trial=plan.preset.evals,
+        **plan.common(callbacks),
+    )
+    return final, points
+
+
+def _in_parallel(jobs: int, threads: int, plan: _Plan, phase: str, run: Callable[[], Any]) -> Any:
+    """``run()`` (one phase of the study) here, with ``jobs`` − 1 helpers running the same phase meanwhile;
+    after they are gone, ``run()`` once more, which trains whatever a helper that ended abnormally left."""
+    if jobs == 1:
+        return run()
+    from ._parallel import helpers
+
+    with helpers(jobs - 1, _helper_phase, (plan, phase), threads) as idle:
+        run()
+        idle()  # the helpers take this process's threads for what they still train
+    import torch
+
+    torch.set_num_threads(threads)
+    return run()
+
+
+def _helper_phase(spec: tuple[_Plan, str]) -> None:
+    """A helper process's share of a phase of the study (see :func:`_in_parallel`)."""
+    plan, phase = spec
+    task = resolve_workload(plan.workload, plan.options)
+    study = _screen(plan, task, None, trials=None if phase == "screening" else 0)
+    if phase == "final":
+        _finish(plan, task, study, None)
+
+
+@contextlib.contextmanager
+def _threads_for(jobs: int) -> Iterator[int]:
+    """torch's thread count (shared among the study's ``jobs`` workers, see :mod:`lrtune.study._parallel`),
+    restored when the study is done."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before < jobs:
+        logger.warning("jobs=%d is more than torch's %d threads: the workers share cores", jobs, before)
+    try:
+        yield before
+    finally:
+        torch.set_num_threads(before)
 
 
 def _branch_points(study: Any, out_dir: Path, at: int) -> Callable[[dict[str, Any]], Path | None]:
