@@ -210,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=1,
-        help="runs trained at once, torch's threads split among them (default 1; 2 on 2 cores is about 1.5x "
-        "faster for a small model like the demo's)",
+        help="runs trained at once, torch's threads shared among them (default 1; for a model too small to keep "
+        "every core busy: 2 on 2 cores trains the demo's runs about 1.3x as fast)",
     )
     add_workload_option(study)
     study.add_argument("--out", type=Path, default=Path("study"))

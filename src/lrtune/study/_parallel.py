@@ -1,7 +1,7 @@
 """Helper worker processes that share a study phase with the process that runs the study (``jobs`` > 1).
 
 A small model does not keep several cores busy: on 2 cores two runs of the tiny translation Transformer at one
-thread each finish about 1.5 times as many updates per second as one run at two threads. Each helper is a
+thread each train about 1.3 times as many updates per second as one run at two threads. Each helper is a
 spawned process (it imports the workload again from its reference) that runs the same phase of the study on the
 same storage; the grid sampler gives each worker points that no other holds (see :mod:`lrtune.tune._samplers`),
 so nothing is trained twice. The process that started the helpers waits for them before the phase ends.
