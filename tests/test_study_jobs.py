@@ -39,10 +39,10 @@ def return_at_once(spec: object) -> None:
 def test_a_done_worker_hands_its_threads_to_the_helpers(tmp_path: Path) -> None:
     before = torch.get_num_threads()
     try:
-        with helpers(1, wait_for_threads, (str(tmp_path / "threads"), 2), 2) as idle:
+        with helpers(1, wait_for_threads, (str(tmp_path / "threads"), 2), 2) as share:
             assert torch.get_num_threads() == 1  # two workers, two threads: one each
             assert _until(lambda: (tmp_path / "threads").is_file())
-            idle()  # this process is done: the helper gets both threads
+            share.done()  # this process is done: the helper gets both threads
         assert (tmp_path / "threads").read_text().split() == ["1", "2"]
     finally:
         torch.set_num_threads(before)

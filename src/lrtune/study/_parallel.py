@@ -2,15 +2,16 @@
 
 A small model does not keep several cores busy: on 2 cores two runs of the tiny translation Transformer at one
 thread each train about 1.3 times as many updates per second as one run at two threads. Each helper is a
-spawned process (it imports the workload again from its reference) that runs the same phase of the study on the
-same storage; the grid sampler gives each worker points that no other holds (see :mod:`lrtune.tune._samplers`),
-so nothing is trained twice. The process that started the helpers waits for them before the phase ends.
+spawned process (it imports the workload again from its reference) that works on the same study in the same
+storage: screening runs until none is left, then (once the screening has ended) finalists. The grid sampler
+gives each worker points that no other holds (see :mod:`lrtune.tune._samplers`), so nothing is trained twice.
+The process that started the helpers writes the results and waits for them before it reads the last ones.
 torch's threads are shared among the workers still training: one that is done hands its threads to the others.
 
 Interruptions: helpers leave their terminal's process group, so a Ctrl-C reaches the study's process only,
 which passes each press on to the helpers (the first finishes their update and queues their trial again, as in
 the study's own process). A helper whose parent is gone (``kill -9``) interrupts itself the same way, and one
-that ends abnormally leaves its trial to the study's process, which runs the phase again after joining them.
+that ends abnormally leaves its trial to the study's process, which trains what is left after joining them.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ _WATCH_SECONDS = 1.0
 
 
 @contextlib.contextmanager
-def helpers(count: int, target: Callable[[Any], None], spec: Any, total: int) -> Iterator[Callable[[], None]]:
+def helpers(count: int, target: Callable[[Any], None], spec: Any, total: int) -> Iterator[_Balance]:
     """Run ``target(spec)`` in ``count`` spawned processes while the body runs; on leaving, wait for them.
     torch's ``total`` threads are shared among the workers still training (this process and the helpers): each
-    starts with ``total // (count + 1)``, and when one is done (a helper ends, or this process calls the function
-    the context yields) the others take its threads. An exception in the body (Ctrl-C included) is passed on to
-    the helpers as one SIGINT before waiting; each Ctrl-C while waiting is passed on too."""
+    starts with ``total // (count + 1)``, and when one is done (a helper ends; this process says so with the
+    yielded object's :meth:`~_Balance.done`, or waits in its :meth:`~_Balance.idle`) the others take its threads.
+    An exception in the body (Ctrl-C included) is passed on to the helpers as one SIGINT before waiting; each
+    Ctrl-C while waiting is passed on too."""
     context = multiprocessing.get_context("spawn")
     share = context.Value("i", max(1, total // (count + 1)), lock=False)
     ready = context.Array("b", count, lock=False)
@@ -51,7 +53,7 @@ def helpers(count: int, target: Callable[[Any], None], spec: Any, total: int) ->
     balance = _Balance(procs, share, ready, total)
     try:
         with balance:
-            yield balance.idle
+            yield balance
     except BaseException:
         _signal(procs)
         _join(procs)
@@ -83,10 +85,20 @@ class _Balance:
         if self.enabled:
             signal.signal(signal.SIGCHLD, self._previous if self._previous is not None else signal.SIG_DFL)
 
-    def idle(self) -> None:
-        """This process has nothing more to train in the phase: its threads go to the helpers."""
+    def done(self) -> None:
+        """This process has nothing more to train: its threads go to the helpers."""
         self.busy = False
         self.rebalance()
+
+    @contextlib.contextmanager
+    def idle(self) -> Iterator[None]:
+        """This process waits (its threads go to the helpers meanwhile), then trains again."""
+        self.done()
+        try:
+            yield
+        finally:
+            self.busy = True
+            self.rebalance()
 
     def _child_ended(self, signum: int, frame: Any) -> None:
         self.rebalance()

@@ -302,13 +302,14 @@ def run_study(
     reference, options = named or (task.name, options_of(task))
     plan = _Plan(reference, options, name, chosen, Path(out), storage, study_batch_size(task, chosen, batch_size))
     with _threads_for(jobs) as threads:
-        if jobs > 1:  # the study (and its LR range tests) made once, before the helpers look for it
-            _screen(plan, task, None, trials=0)
-        study = _in_parallel(jobs, threads, plan, "screening", lambda: _screen(plan, task, callbacks))
-        sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
-        if chosen.has_final:
-            final, points = _in_parallel(jobs, threads, plan, "final", lambda: _finish(plan, task, study, callbacks))
-            sources.append((final, plan.out_dir / "final", plan.final_space, points))
+        if jobs == 1:
+            study = _screen(plan, task, callbacks)
+            final = _finish(plan, task, study, callbacks) if chosen.has_final else None
+        else:
+            study, final = _with_helpers(plan, task, callbacks, jobs, threads)
+    sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
+    if final is not None:
+        sources.append((final[0], plan.out_dir / "final", plan.final_space, final[1]))
     summary = analyse_runs(sources, plan.out_dir)
     centres = plan.centring(task).get("lr_centres") or study.user_attrs["range_test"]["lr"]
     branch = plan.branch
@@ -395,7 +396,9 @@ class _Plan:
         return {"lr_from_range_test": "estimate"}
 
 
-def _screen(plan: _Plan, task: Any, callbacks: list[Any] | None, trials: int | None = None) -> Any:
+def _screen(
+    plan: _Plan, task: Any, callbacks: list[Any] | None, trials: int | None = None, results: bool = True
+) -> Any:
     """The screening: every grid point (``trials`` of them at most) as a whole short run or a branch."""
     chosen, branch = plan.preset, plan.branch
     return run_sweep(
@@ -408,12 +411,15 @@ def _screen(plan: _Plan, task: Any, callbacks: list[Any] | None, trials: int | N
         diagnostics_for=_diagnose(chosen),
         branch=branch,
         evals_per_trial=1 if branch else chosen.evals,  # a branch is compared at its end only
+        results=results,
         **plan.centring(task),
         **plan.common(callbacks),
     )
 
 
-def _finish(plan: _Plan, task: Any, study: Any, callbacks: list[Any] | None) -> tuple[Any, list[dict[str, Any]]]:
+def _finish(
+    plan: _Plan, task: Any, study: Any, callbacks: list[Any] | None, results: bool = True
+) -> tuple[Any, list[dict[str, Any]]]:
     """The finalists (the screening's best settings) trained to the target; returns their study and points."""
     screened = analyse(study, plan.out_dir, space=plan.space)
     if screened["missing"]:
@@ -432,34 +438,67 @@ def _finish(plan: _Plan, task: Any, study: Any, callbacks: list[Any] | None) -> 
         lr_centres=centres,  # the screening's: its grid points are the finalists'
         start_from=_branch_points(study, plan.out_dir, branch[0]) if branch else None,
         evals_per_trial=plan.preset.evals,
+        results=results,
         **plan.common(callbacks),
     )
     return final, points
 
 
-def _in_parallel(jobs: int, threads: int, plan: _Plan, phase: str, run: Callable[[], Any]) -> Any:
-    """``run()`` (one phase of the study) here, with ``jobs`` − 1 helpers running the same phase meanwhile;
-    after they are gone, ``run()`` once more, which trains whatever a helper that ended abnormally left."""
-    if jobs == 1:
-        return run()
-    from ._parallel import helpers
-
-    with helpers(jobs - 1, _helper_phase, (plan, phase), threads) as idle:
-        run()
-        idle()  # the helpers take this process's threads for what they still train
+def _with_helpers(
+    plan: _Plan, task: Any, callbacks: list[Any] | None, jobs: int, threads: int
+) -> tuple[Any, tuple[Any, list[dict[str, Any]]] | None]:
+    """The study with ``jobs`` − 1 helper processes (see :mod:`lrtune.study._parallel`): every worker takes
+    screening runs until none is left, waits for the screening to end, then takes finalists. This process
+    writes the results, and after the helpers are gone trains whatever one that ended abnormally left."""
     import torch
 
+    from ._parallel import helpers
+
+    _screen(plan, task, None, trials=0, results=False)  # the study (and its LR range tests), before helpers look
+    with helpers(jobs - 1, _helper, plan, threads) as share:
+        _screen(plan, task, callbacks, results=False)
+        with share.idle():  # the helpers take this process's threads while it waits
+            _wait_for_screening(plan)
+        study = _screen(plan, task, callbacks)
+        if plan.preset.has_final:
+            _finish(plan, task, study, callbacks, results=False)
+        share.done()
     torch.set_num_threads(threads)
-    return run()
+    study = _screen(plan, task, callbacks)
+    return study, (_finish(plan, task, study, callbacks) if plan.preset.has_final else None)
 
 
-def _helper_phase(spec: tuple[_Plan, str]) -> None:
-    """A helper process's share of a phase of the study (see :func:`_in_parallel`)."""
-    plan, phase = spec
+def _helper(plan: _Plan) -> None:
+    """A helper process's share of the study (see :func:`_with_helpers`)."""
     task = resolve_workload(plan.workload, plan.options)
-    study = _screen(plan, task, None, trials=None if phase == "screening" else 0)
-    if phase == "final":
-        _finish(plan, task, study, None)
+    _screen(plan, task, None, results=False)
+    if not plan.preset.has_final:
+        return
+    _wait_for_screening(plan)
+    study = _screen(plan, task, None, results=False)
+    try:
+        _finish(plan, task, study, None, results=False)
+    except ValueError as e:  # a screening run is missing (a worker failed): the study's process trains it
+        logger.warning("helper: %s", e)
+
+
+def _wait_for_screening(plan: _Plan, poll: float = 1.0) -> None:
+    """Wait while a screening run is training in another worker that is alive (its last runs): one on this host
+    whose process is gone is not waited for, nor one elsewhere whose heartbeats stopped (Optuna fails it)."""
+    import time
+
+    from ..tune._storage import _is_dead, open_storage, optuna, without_experimental_warnings
+
+    storage = open_storage(plan.url, 10.0)  # run_sweep's heartbeat
+    study = optuna().load_study(study_name=f"study-{plan.name}", storage=storage)
+    running = (optuna().trial.TrialState.RUNNING,)
+    while True:
+        with without_experimental_warnings():
+            optuna().storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False, states=running)
+        if not any(not _is_dead(t.user_attrs.get("worker", {"pid": None})) for t in trials):
+            return
+        time.sleep(poll)
 
 
 @contextlib.contextmanager

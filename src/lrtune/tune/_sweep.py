@@ -87,6 +87,7 @@ def run_sweep(
     grid: list[dict[str, Any]] | None = None,
     branch: tuple[int, int] | None = None,
     start_from: Callable[[dict[str, Any]], Path | None] | None = None,
+    results: bool = True,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
 
@@ -140,6 +141,9 @@ def run_sweep(
     config records ``steps = at + cooldown`` and ``branch``. ``start_from(config)`` gives a checkpoint for a
     trial's run to continue from (e.g. such a branch point, with the same config but ``steps`` to the end) or
     None to train it from update 0; the trial's ``updates`` count only what it trains.
+
+    ``results=False`` leaves ``trials.csv``, the plots and ``best.json`` unwritten (a worker that shares the
+    study with a process that writes them at the end).
     """
     if not (isinstance(heartbeat, (int, float)) and heartbeat > 0):
         raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
@@ -252,9 +256,11 @@ def run_sweep(
     except KeyboardInterrupt:
         if pruner != "sh":  # (successive halving queues its bracket again itself)
             _queue_interrupted(the_study)
-        write_results(the_study, out_dir)
+        if results:
+            write_results(the_study, out_dir)
         raise
-    write_results(the_study, out_dir)
+    if results:
+        write_results(the_study, out_dir)
     return the_study
 
 
