@@ -546,7 +546,7 @@ def test_study_finalists_flag_is_checked_before_anything_runs(
     assert not (tmp_path / "S").exists()
 
 
-def test_a_study_with_two_jobs_is_the_study_with_one(tmp_path: Path) -> None:
+def test_a_study_with_two_jobs_is_the_study_with_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """jobs=2 (a spawned helper process beside this one, each at one thread) trains the same runs: every grid
     point once, the finalists chosen from them, and the same numbers as one job at one thread."""
     preset = Preset(
@@ -572,6 +572,13 @@ def test_a_study_with_two_jobs_is_the_study_with_one(tmp_path: Path) -> None:
     trials = optuna.load_study(study_name="study-custom", storage=storage).trials
     assert len(trials) == 6  # no trial drawn for a point another process held
     assert not any("duplicate_of" in t.user_attrs or "twin_of" in t.user_attrs for t in trials)
+
+    def no_helpers(*args: Any) -> Any:
+        raise AssertionError("a helper started for a complete study")
+
+    monkeypatch.setattr("lrtune.study._parallel.helpers", no_helpers)
+    again = run_study("digits", preset=preset, out=tmp_path / "two", report=False, jobs=2)
+    assert numbers(again) == numbers(two)  # only read again
 
 
 def test_jobs_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

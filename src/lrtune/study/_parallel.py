@@ -6,7 +6,8 @@ spawned process (it imports the workload again from its reference) that works on
 storage: screening runs until none is left, then (once the screening has ended) finalists. The grid sampler
 gives each worker points that no other holds (see :mod:`lrtune.tune._samplers`), so nothing is trained twice.
 The process that started the helpers writes the results and waits for them before it reads the last ones.
-torch's threads are shared among the workers still training: one that is done hands its threads to the others.
+Every worker trains at ``threads // jobs`` of torch's threads, the whole study long: a run's numbers depend on its
+thread count (the order of floating-point sums), so they must not depend on when another worker finished.
 
 Interruptions: helpers leave their terminal's process group, so a Ctrl-C reaches the study's process only,
 which passes each press on to the helpers (the first finishes their update and queues their trial again, as in
@@ -33,91 +34,25 @@ _WATCH_SECONDS = 1.0
 
 
 @contextlib.contextmanager
-def helpers(count: int, target: Callable[[Any], None], spec: Any, total: int) -> Iterator[_Balance]:
-    """Run ``target(spec)`` in ``count`` spawned processes while the body runs; on leaving, wait for them.
-    torch's ``total`` threads are shared among the workers still training (this process and the helpers): each
-    starts with ``total // (count + 1)``, and when one is done (a helper ends; this process says so with the
-    yielded object's :meth:`~_Balance.done`, or waits in its :meth:`~_Balance.idle`) the others take its threads.
-    An exception in the body (Ctrl-C included) is passed on to the helpers as one SIGINT before waiting; each
-    Ctrl-C while waiting is passed on too."""
+def helpers(count: int, target: Callable[[Any], None], spec: Any, threads: int) -> Iterator[list[Any]]:
+    """Run ``target(spec)`` in ``count`` spawned processes at ``threads`` torch threads each while the body runs;
+    on leaving, wait for them. An exception in the body (Ctrl-C included) is passed on to the helpers as one
+    SIGINT before waiting; each Ctrl-C while waiting is passed on too. Yields the processes."""
     context = multiprocessing.get_context("spawn")
-    share = context.Value("i", max(1, total // (count + 1)), lock=False)
-    ready = context.Array("b", count, lock=False)
     parent = os.getpid()
     procs = [
-        context.Process(target=_helper, args=(target, spec, share, ready, i, parent), name=f"lrtune-helper-{i + 1}")
+        context.Process(target=_helper, args=(target, spec, threads, parent), name=f"lrtune-helper-{i + 1}")
         for i in range(count)
     ]
     for p in procs:
         p.start()
-    balance = _Balance(procs, share, ready, total)
     try:
-        with balance:
-            yield balance
+        yield procs
     except BaseException:
         _signal(procs)
         _join(procs)
         raise
     _join(procs)
-
-
-class _Balance:
-    """Shares torch's threads among the workers that are still training (see :func:`helpers`); rebalances when a
-    helper ends (SIGCHLD, handled in the main thread, where torch's thread count takes effect) and when this
-    process is done. Without the main thread (signals need it) the workers keep their first share."""
-
-    def __init__(self, procs: list[Any], share: Any, ready: Any, total: int) -> None:
-        self.procs, self.share, self.ready, self.total = procs, share, ready, total
-        self.busy = True
-        self.enabled = threading.current_thread() is threading.main_thread()
-        self._previous: Any = None
-
-    def __enter__(self) -> _Balance:
-        import torch
-
-        torch.set_num_threads(self.share.value)
-        if self.enabled:
-            self._previous = signal.signal(signal.SIGCHLD, self._child_ended)
-            signal.siginterrupt(signal.SIGCHLD, False)  # system calls in progress resume
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGCHLD, self._previous if self._previous is not None else signal.SIG_DFL)
-
-    def done(self) -> None:
-        """This process has nothing more to train: its threads go to the helpers."""
-        self.busy = False
-        self.rebalance()
-
-    @contextlib.contextmanager
-    def idle(self) -> Iterator[None]:
-        """This process waits (its threads go to the helpers meanwhile), then trains again."""
-        self.done()
-        try:
-            yield
-        finally:
-            self.busy = True
-            self.rebalance()
-
-    def _child_ended(self, signum: int, frame: Any) -> None:
-        self.rebalance()
-
-    def rebalance(self) -> None:
-        import torch
-
-        alive = [(i, p) for i, p in enumerate(self.procs) if p.is_alive()]
-        workers = len(alive) + self.busy
-        each = max(1, self.total // max(1, workers))
-        self.share.value = each
-        if self.busy:
-            torch.set_num_threads(each)
-        if not self.enabled:
-            return
-        for i, p in alive:  # a helper not yet ready reads the new share itself when it is
-            if self.ready[i] and p.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGUSR1)
 
 
 def _signal(procs: list[Any]) -> None:
@@ -145,19 +80,12 @@ def _join(procs: list[Any]) -> None:
         raise KeyboardInterrupt
 
 
-def _helper(target: Callable[[Any], None], spec: Any, share: Any, ready: Any, index: int, parent: int) -> None:
-    """A helper process's body: its own process group, torch's threads (its share, updated on SIGUSR1), a watch
-    on its parent, then the work."""
+def _helper(target: Callable[[Any], None], spec: Any, threads: int, parent: int) -> None:
+    """A helper process's body: its own process group, torch's threads, a watch on its parent, then the work."""
     os.setpgrp()
     import torch
 
-    def take_share(signum: int = 0, frame: Any = None) -> None:
-        torch.set_num_threads(share.value)
-
-    signal.signal(signal.SIGUSR1, take_share)
-    signal.siginterrupt(signal.SIGUSR1, False)
-    ready[index] = 1
-    take_share()
+    torch.set_num_threads(threads)
     with contextlib.suppress(ImportError):
         import optuna
 

@@ -454,18 +454,36 @@ def _with_helpers(
 
     from ._parallel import helpers
 
-    _screen(plan, task, None, trials=0, results=False)  # the study (and its LR range tests), before helpers look
-    with helpers(jobs - 1, _helper, plan, threads) as share:
-        _screen(plan, task, callbacks, results=False)
-        with share.idle():  # the helpers take this process's threads while it waits
-            _wait_for_screening(plan)
+    made = _screen(plan, task, None, trials=0, results=False)  # the study (and its LR range tests), before helpers
+    if _nothing_left(plan, made):  # a complete study is only read again: no helper to start
         study = _screen(plan, task, callbacks)
+        return study, (_finish(plan, task, study, callbacks) if plan.preset.has_final else None)
+    each = max(1, threads // jobs)
+    torch.set_num_threads(each)
+    with helpers(jobs - 1, _helper, plan, each):
+        _screen(plan, task, callbacks, results=False)
+        _wait_for_screening(plan)
+        study = _screen(plan, task, callbacks, results=False)  # (what a helper that ended abnormally left)
         if plan.preset.has_final:
             _finish(plan, task, study, callbacks, results=False)
-        share.done()
-    torch.set_num_threads(threads)
     study = _screen(plan, task, callbacks)
     return study, (_finish(plan, task, study, callbacks) if plan.preset.has_final else None)
+
+
+def _nothing_left(plan: _Plan, study: Any) -> bool:
+    """Whether every screening run and every finalist of the study has completed."""
+    from ..tune._storage import optuna
+
+    if make_sampler("grid", 0, plan.space).remaining(study):
+        return False
+    if not plan.preset.has_final:
+        return True
+    try:
+        final = optuna().load_study(study_name=f"study-{plan.name}-final-{plan.preset.horizon}", storage=plan.url)
+    except KeyError:  # not begun
+        return False
+    done = sum(t.state.name == "COMPLETE" for t in final.get_trials(deepcopy=False))
+    return done >= min(plan.preset.finalists, grid_size(plan.space) // len(plan.preset.seeds))
 
 
 def _helper(plan: _Plan) -> None:
@@ -503,7 +521,7 @@ def _wait_for_screening(plan: _Plan, poll: float = 1.0) -> None:
 
 @contextlib.contextmanager
 def _threads_for(jobs: int) -> Iterator[int]:
-    """torch's thread count (shared among the study's ``jobs`` workers, see :mod:`lrtune.study._parallel`),
+    """torch's thread count (``jobs`` workers train at a ``jobs``-th of it each, see :mod:`lrtune.study._parallel`),
     restored when the study is done."""
     import torch
 
