@@ -53,7 +53,7 @@ test: $(STAMP) data browser postgres
 	$(PY) -m pytest -q
 
 # The main job: lrtune study, quick preset, on German-English translation (tiny Transformer), two runs at a time
-# (one thread each: this small model does not keep two cores busy); about 9 minutes on 2 cores. Writes
+# (one thread each: this small model does not keep two cores busy); 9–10 minutes on 2 cores. Writes
 # study/report.html, study/summary.json and study/recommended.json; running it again continues (and, once
 # complete, only re-reads) the study in study/lrtune.db.
 demo: $(RUN) data
