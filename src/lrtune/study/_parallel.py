@@ -50,7 +50,7 @@ def helpers(count: int, target: Callable[[Any], None], spec: Any, threads: int) 
         yield procs
     except BaseException:
         _signal(procs)
-        _join(procs)
+        _join(procs, interrupted=True)
         raise
     _join(procs)
 
@@ -62,21 +62,21 @@ def _signal(procs: list[Any]) -> None:
                 os.kill(p.pid, signal.SIGINT)
 
 
-def _join(procs: list[Any]) -> None:
+def _join(procs: list[Any], interrupted: bool = False) -> None:
     """Wait for every helper; a Ctrl-C meanwhile goes on to them (a second one stops them at once) and is
-    raised when they are gone."""
-    interrupted = False
+    raised when they are gone. A helper that ended abnormally without being interrupted is logged."""
+    pressed = False
     while any(p.is_alive() for p in procs):
         try:
             for p in procs:
                 p.join()
         except KeyboardInterrupt:
-            interrupted = True
+            pressed = True
             _signal(procs)
     for p in procs:
-        if p.exitcode not in (0, None) and not interrupted:
+        if p.exitcode not in (0, None) and not (interrupted or pressed):
             logger.warning("helper %s ended with exit code %s; its trials are run again", p.name, p.exitcode)
-    if interrupted:
+    if pressed:
         raise KeyboardInterrupt
 
 
