@@ -10,9 +10,11 @@ RUN    := $(VENV)/.installed-run
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# torch==2.13.0 is pinned explicitly: it is the CPU build that installs from the local wheel cache. The packages'
-# modules are byte-compiled by compileall on every core rather than by pip on one (pip: half of the install's
-# time); a few files in packages are not Python 3 source, so compileall's status is ignored, as pip ignores them.
+# torch==2.13.0 is pinned explicitly: it is the CPU build that installs from the local wheel cache. The test
+# extras' modules are byte-compiled by compileall on every core rather than by pip on one (pip: half of the
+# install's time; the tests start many processes, which then find them compiled); a few files in packages are not
+# Python 3 source, so compileall's status is ignored, as pip ignores them. The demo's install compiles nothing:
+# its few processes compile what they import (and keep it, unless PYTHONDONTWRITEBYTECODE is set).
 COMPILE = ($(PY) -m compileall -qq -j 0 $(VENV)/lib >/dev/null 2>&1 || true)
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
@@ -23,8 +25,7 @@ $(STAMP): $(PY) pyproject.toml
 # What the demo needs, as a user installs it (lrtune[all]): quicker than the test extras, which already hold it.
 $(RUN): $(PY) pyproject.toml
 	@if [ $(STAMP) -nt pyproject.toml ]; then :; else \
-		$(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet --no-compile "torch==2.13.0" -e ".[all]" \
-		&& $(COMPILE); fi
+		$(PY) -m pip install --quiet --upgrade pip && $(PY) -m pip install --quiet --no-compile "torch==2.13.0" -e ".[all]"; fi
 	touch $(RUN)
 
 # The data the built-in workloads read, fetched as a pip user fetches it (`lrtune data fetch`) into the per-user
