@@ -303,8 +303,7 @@ def run_study(
     plan = _Plan(reference, options, name, chosen, Path(out), storage, study_batch_size(task, chosen, batch_size))
     with _threads_for(jobs) as threads:
         if jobs == 1:
-            study = _screen(plan, task, callbacks)
-            final = _finish(plan, task, study, callbacks) if chosen.has_final else None
+            study, final = _in_turn(plan, task, callbacks)
         else:
             study, final = _with_helpers(plan, task, callbacks, jobs, threads)
     sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
@@ -456,8 +455,7 @@ def _with_helpers(
 
     made = _screen(plan, task, None, trials=0, results=False)  # the study (and its LR range tests), before helpers
     if _nothing_left(plan, made):  # a complete study is only read again: no helper to start
-        study = _screen(plan, task, callbacks)
-        return study, (_finish(plan, task, study, callbacks) if plan.preset.has_final else None)
+        return _in_turn(plan, task, callbacks)
     each = max(1, threads // jobs)
     torch.set_num_threads(each)
     with helpers(jobs - 1, _helper, plan, each):
@@ -466,6 +464,14 @@ def _with_helpers(
         study = _screen(plan, task, callbacks, results=False)  # (what a helper that ended abnormally left)
         if plan.preset.has_final:
             _finish(plan, task, study, callbacks, results=False)
+    return _in_turn(plan, task, callbacks)
+
+
+def _in_turn(
+    plan: _Plan, task: Any, callbacks: list[Any] | None
+) -> tuple[Any, tuple[Any, list[dict[str, Any]]] | None]:
+    """The screening, then the finalists, in this process (writing the results): the whole study with one job,
+    or what is left of it (and its results) after the helpers."""
     study = _screen(plan, task, callbacks)
     return study, (_finish(plan, task, study, callbacks) if plan.preset.has_final else None)
 
