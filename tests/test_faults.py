@@ -59,8 +59,10 @@ def _wait(predicate: Any, what: str, timeout: float = 240.0) -> None:
 
 
 def _running_after_one_complete(url: str, name: str) -> bool:
-    states = [t.state for t in _trials(url, name)]
-    return TrialState.COMPLETE in states and TrialState.RUNNING in states
+    """A trial has completed and another is training: running, with its parameters already drawn."""
+    trials = _trials(url, name)
+    training = any(t.state == TrialState.RUNNING and t.params for t in trials)
+    return training and any(t.state == TrialState.COMPLETE for t in trials)
 
 
 def _trained(trials: list[optuna.trial.FrozenTrial]) -> collections.Counter[str]:
