@@ -581,6 +581,32 @@ def test_a_study_with_two_jobs_is_the_study_with_one(tmp_path: Path, monkeypatch
     assert numbers(again) == numbers(two)  # only read again
 
 
+def test_the_finalist_left_for_the_last_turn_trains_at_every_thread_after_the_others(tmp_path: Path) -> None:
+    """Three finalists, two jobs: the first two train side by side at a thread each, the third after both have
+    ended, at both threads (not at one beside an idle core)."""
+    preset = Preset(
+        ("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (1,), 64, 1, None, diagnostics=False, target_steps=300,
+        finalists=3, branch=(0.25, 0.1),
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        summary = run_study("digits", preset=preset, out=tmp_path, report=False, jobs=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["missing"] == []
+    assert {r["threads"] for r in summary["runs"] if r["steps"] < 300} == {1}  # the screening
+    storage = f"sqlite:///{tmp_path / 'lrtune.db'}"
+    final = optuna.load_study(study_name="study-custom-final-300", storage=storage).trials
+    trained = [t for t in final if t.state.name == "COMPLETE" and "twin_of" not in t.user_attrs]
+    by_rank = sorted(trained, key=lambda t: t.system_attrs["lrtune:grid_point"])  # the finalists' ranks
+    assert [t.system_attrs["lrtune:grid_point"] for t in by_rank] == [0, 1, 2]
+    assert [t.user_attrs["threads"] for t in by_rank] == [1, 1, 2]
+    last, others = by_rank[-1], by_rank[:-1]
+    began = last.datetime_complete.timestamp() - last.user_attrs["train_seconds"]
+    assert all(began >= t.datetime_complete.timestamp() - 0.5 for t in others)  # the cores to itself
+
+
 def test_jobs_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["study", "--workload", "digits", "--jobs", "0", "--out", str(tmp_path / "S")]) == 2
     assert "jobs must be >= 1, got 0" in capsys.readouterr().out

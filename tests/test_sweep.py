@@ -56,6 +56,85 @@ def test_grid_sampler_covers_the_grid(tmp_path: Path) -> None:
         run_sweep("digits", SPACE, trials=1, out=tmp_path / "x", steps=10, sampler="grid")
 
 
+def test_given_grid_points_run_in_their_order_at_the_threads_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import lrtune.tune._trial
+
+    trained_at: list[int] = []
+    train = lrtune.tune._trial.train
+
+    def counted(*args: object, **kwargs: object) -> object:
+        trained_at.append(torch.get_num_threads())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(lrtune.tune._trial, "train", counted)
+    space = {"optimizer": ["adam", "radam"], "lr": [1e-3, 1e-2]}
+    points = [{"optimizer": "radam", "lr": 1e-2}, {"optimizer": "adam", "lr": 1e-3}, {"optimizer": "adam", "lr": 1e-2}]
+    own = torch.get_num_threads()
+    seen: list[int] = []
+
+    def threads(params: dict[str, object]) -> int | None:
+        return own + 1 if params == points[-1] else None
+
+    def watch(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        seen.append(torch.get_num_threads())  # (after the trial: restored)
+
+    kw: dict[str, object] = {"out": tmp_path, "steps": 10, "sampler": "grid", "pruner": "none", "grid": points}
+    study = run_sweep("digits", space, trials=None, threads=threads, callbacks=[watch], **kw)
+    assert [t.params for t in study.trials] == points  # the first free point each time, in the order given
+    assert [t.user_attrs["threads"] for t in study.trials] == trained_at == [own, own, own + 1]
+    assert seen == [own] * 3 and torch.get_num_threads() == own
+    with pytest.raises(ValueError, match="threads sets a trial's threads"):
+        run_sweep("digits", space, trials=1, out=tmp_path / "x", steps=10, pruner="sh", threads=threads)
+
+
+def test_a_trial_given_more_threads_waits_for_the_others_and_ctrl_c_stops_the_wait(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from lrtune.tune._trial import HeldInterrupt, _wait_alone
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'waits.db'}")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+
+    def running(pid: int, big: bool = False) -> optuna.Trial:
+        trial = study.ask()
+        if big:
+            trial.suggest_categorical("big", [True])
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": pid})
+        return trial
+
+    def threads(params: dict[str, object]) -> int | None:
+        return 2 if params.get("big") else None
+
+    try:
+        mine = running(os.getpid(), big=True)
+        other = running(alive.pid)  # waited for, until it ends
+        running(gone.pid)  # its worker is gone: not waited for
+        running(alive.pid, big=True)  # given more threads too: trains beside this one
+        threading.Timer(1.5, lambda: study.tell(other, 1.0)).start()
+        began = time.monotonic()
+        _wait_alone(mine, threads, 1, HeldInterrupt(), poll=0.1)
+        assert 1.4 < time.monotonic() - began < 20
+        running(alive.pid)
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        with HeldInterrupt() as interrupt, pytest.raises(KeyboardInterrupt):
+            _wait_alone(mine, threads, 1, interrupt, poll=0.1)  # the first Ctrl-C: held, then the wait stops
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 def test_the_same_command_continues_the_study(tmp_path: Path) -> None:
     run_sweep("digits", SPACE, trials=3, out=tmp_path, steps=20, sampler="random", pruner="none")
     study = run_sweep("digits", SPACE, trials=2, out=tmp_path, steps=20, sampler="random", pruner="none")

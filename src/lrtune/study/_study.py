@@ -283,8 +283,10 @@ def run_study(
     ``jobs`` > 1 trains that many runs at once, in this process and ``jobs`` − 1 helper processes (spawned: the
     workload must be a name or a ``package.module:NAME`` reference they import again, and a script that calls
     this needs the ``if __name__ == "__main__":`` guard), torch's threads split among them: for a model too
-    small to keep every core busy (see :mod:`lrtune.study._parallel`). The runs are the same as with one job,
-    apart from the floating-point differences that another thread count brings.
+    small to keep every core busy (see :mod:`lrtune.study._parallel`). The finalists are dealt out in rank order;
+    those left over for the last turn (the third of three with two jobs) train at all the threads, shared among
+    them, once the others have ended. The runs are the same as with one job, apart from the floating-point
+    differences that another thread count brings (each run's ``threads`` is in the summary).
     """
     jobs = check_steps("jobs", jobs, minimum=1)
     name, chosen = resolve_preset(preset, seeds)
@@ -300,12 +302,13 @@ def run_study(
             f"reference, not {type(task).__name__} built in __main__"
         )
     reference, options = named or (task.name, options_of(task))
-    plan = _Plan(reference, options, name, chosen, Path(out), storage, study_batch_size(task, chosen, batch_size))
+    batch = study_batch_size(task, chosen, batch_size)
     with _threads_for(jobs) as threads:
+        plan = _Plan(reference, options, name, chosen, Path(out), storage, batch, jobs, threads)
         if jobs == 1:
             study, final = _in_turn(plan, task, callbacks)
         else:
-            study, final = _with_helpers(plan, task, callbacks, jobs, threads)
+            study, final = _with_helpers(plan, task, callbacks)
     sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
     if final is not None:
         sources.append((final[0], plan.out_dir / "final", plan.final_space, final[1]))
@@ -356,6 +359,8 @@ class _Plan:
     out_dir: Path
     storage: str | None
     batch: int
+    jobs: int = 1  # the workers
+    threads: int = 1  # torch's threads, shared among them
 
     @property
     def url(self) -> str:
@@ -436,6 +441,7 @@ def _finish(
         grid=points,
         lr_centres=centres,  # the screening's: its grid points are the finalists'
         start_from=_branch_points(study, plan.out_dir, branch[0]) if branch else None,
+        threads=_finalist_threads(plan, points),
         evals_per_trial=plan.preset.evals,
         results=results,
         **plan.common(callbacks),
@@ -444,7 +450,7 @@ def _finish(
 
 
 def _with_helpers(
-    plan: _Plan, task: Any, callbacks: list[Any] | None, jobs: int, threads: int
+    plan: _Plan, task: Any, callbacks: list[Any] | None
 ) -> tuple[Any, tuple[Any, list[dict[str, Any]]] | None]:
     """The study with ``jobs`` − 1 helper processes (see :mod:`lrtune.study._parallel`): every worker takes
     screening runs until none is left, waits for the screening to end, then takes finalists. This process
@@ -456,15 +462,38 @@ def _with_helpers(
     made = _screen(plan, task, None, trials=0, results=False)  # the study (and its LR range tests), before helpers
     if _nothing_left(plan, made):  # a complete study is only read again: no helper to start
         return _in_turn(plan, task, callbacks)
-    each = max(1, threads // jobs)
+    each = _share(plan.threads, plan.jobs)
     torch.set_num_threads(each)
-    with helpers(jobs - 1, _helper, plan, each):
+    with helpers(plan.jobs - 1, _helper, plan, each):
         _screen(plan, task, callbacks, results=False)
         _wait_for_screening(plan)
         study = _screen(plan, task, callbacks, results=False)  # (what a helper that ended abnormally left)
         if plan.preset.has_final:
             _finish(plan, task, study, callbacks, results=False)
     return _in_turn(plan, task, callbacks)
+
+
+def _share(threads: int, runs: int) -> int:
+    """Each of ``runs`` runs' torch threads when they train at once."""
+    return max(1, threads // runs)
+
+
+def _finalist_threads(plan: _Plan, points: list[dict[str, Any]]) -> Callable[[dict[str, Any]], int | None] | None:
+    """The finalists' threads with several workers. Dealt out in turns (in rank order), the last
+    ``len(points) % jobs`` finalists train once the other workers have nothing left: those train at all the threads,
+    shared among them, after the other finalists have ended, rather than at a worker's share beside idle cores
+    (the third of three finalists with two jobs: at two threads, not one). Fixed by rank, a run's thread count —
+    and so its last digits — does not depend on which worker ends first."""
+    left = len(points) % plan.jobs
+    share = _share(plan.threads, left or 1)
+    if plan.jobs == 1 or left == 0 or share <= _share(plan.threads, plan.jobs):
+        return None
+    last = {json.dumps(p, sort_keys=True) for p in points[len(points) - left :]}
+
+    def threads(params: dict[str, Any]) -> int | None:
+        return share if json.dumps(params, sort_keys=True) in last else None
+
+    return threads
 
 
 def _in_turn(
@@ -732,6 +761,7 @@ def _runs(study: Any, root: Path, out_dir: Path) -> list[dict[str, Any]]:
                 "valid_loss": t.value if _finite(t.value) else math.inf,
                 "bleu": metrics.get("bleu"),
                 "updates": t.user_attrs.get("updates", 0),
+                "threads": t.user_attrs.get("threads"),  # torch's, which a run's last digits depend on
                 "seconds": outcome.get("seconds", t.user_attrs.get("train_seconds", 0.0)),
                 "evals": [{"step": e["step"], **e["eval"]} for e in files["evals"]] if files else [],
                 "run_dir": str(run_dir.relative_to(out_dir)),

@@ -78,7 +78,8 @@ class _PerTrial:
 
 class _Grid:
     """Every point of a grid of listed values (or of a given subset of them), each completed once; a failed
-    trial's point is run again."""
+    trial's point is run again. Every point: a trial draws one of the free points at random (so that a sweep cut
+    short covers the grid evenly); given points: the first free one, in the order given (the best first)."""
 
     def __init__(self, space: dict[str, list[Any]], seed: int, points: list[dict[str, Any]] | None = None) -> None:
         self.space, self.seed = space, seed
@@ -89,6 +90,7 @@ class _Grid:
             if outside:
                 raise ValueError(f"grid points {outside[:2]} are not points of the space {space}")
         self.points = everything if points is None else [dict(p) for p in points]
+        self._in_order = points is not None
         self._keys = [json.dumps(p, sort_keys=True) for p in self.points]
         self._index = {k: i for i, k in enumerate(self._keys)}
         self._chosen: dict[int, int] = {}  # trial id -> point
@@ -130,8 +132,10 @@ class _Grid:
         free = [i for i, p in enumerate(self.points) if i not in taken and all(p[k] == v for k, v in fixed.items())]
         if not free:  # every point is held: run a held, unfinished one (the twin check stops it from training)
             free = [i for i, s in taken.items() if s != "COMPLETE"] or list(range(len(self.points)))
-        rng = np.random.default_rng(trial_seed(self.seed, trial.number))
-        point = int(free[rng.integers(len(free))])
+        if self._in_order:
+            point = int(free[0])
+        else:
+            point = int(free[np.random.default_rng(trial_seed(self.seed, trial.number)).integers(len(free))])
         study._storage.set_trial_system_attr(trial._trial_id, GRID_POINT, point)
         self._chosen[trial._trial_id] = point
 

@@ -87,6 +87,7 @@ def run_sweep(
     grid: list[dict[str, Any]] | None = None,
     branch: tuple[int, int] | None = None,
     start_from: Callable[[dict[str, Any]], Path | None] | None = None,
+    threads: Callable[[dict[str, Any]], int | None] | None = None,
     results: bool = True,
 ) -> Any:
     """Run ``trials`` more trials of the study (created or continued) and write ``trials.csv`` and ``best.json``.
@@ -142,6 +143,12 @@ def run_sweep(
     trial's run to continue from (e.g. such a branch point, with the same config but ``steps`` to the end) or
     None to train it from update 0; the trial's ``updates`` count only what it trains.
 
+    ``grid`` (with the grid sampler): the points to run, a list of the space's grid points, taken in the order
+    given (without it, every point of the space, drawn at random). ``threads(params)`` gives the torch thread
+    count a trial trains at, from its Optuna parameters (None: the process's); a trial given more than the
+    process's waits, before it trains, until the sweep's other trials that are not given more have ended in
+    every live worker: it is meant to have the cores to itself. Each trial records its ``threads``.
+
     ``results=False`` leaves ``trials.csv``, the plots and ``best.json`` unwritten (a worker that shares the
     study with a process that writes them at the end).
     """
@@ -173,6 +180,8 @@ def run_sweep(
         branch = (check_steps("branch at", branch[0], minimum=1), check_steps("branch cooldown", branch[1], minimum=1))
         if not run_dirs:
             raise ValueError("branch needs run_dirs=True: each trial's checkpoint at the branch point is kept there")
+    if threads is not None and pruner == "sh":
+        raise ValueError("threads sets a trial's threads for its run: pruner 'sh' trains its bracket in turns")
     if (branch is not None or start_from is not None) and (pruner == "sh" or (rungs == "restart" and pruner != "none")):
         raise ValueError(
             "branch and start_from train each trial as one run: use a pruner other than 'sh' and rungs='continue'"
@@ -235,6 +244,7 @@ def run_sweep(
         diagnostics_for=diagnostics_for,
         branch=branch,
         start_from=start_from,
+        threads=threads,
     )
     after = [*(callbacks or []), sweep.interrupt.after_trial]
     if sampler == "grid" and pruner != "sh":  # workers sharing a grid stop when the rest is held by others

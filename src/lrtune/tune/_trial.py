@@ -1,21 +1,24 @@
 """One trial of a sweep: its run config, the twin check, the training run and what the pruner sees.
 
-Every trial records which process runs it (``worker``), its ``config`` and, when it is done, its ``status``,
-``final_metrics``, ``updates`` and ``train_seconds``. A trial whose run config a *completed* trial already ran is
-not trained again: it records ``duplicate_of`` and that trial's value (a grid over parameters that its recipe
-does not use, or a continued sweep that draws a configuration again). A trial whose config a *running* trial with
-a smaller number is training (two workers that picked the same point) is not trained either: it records
-``twin_of`` and ends pruned, and the point stays the running trial's.
+Every trial records which process runs it (``worker``), its ``config``, the torch ``threads`` it trains at and,
+when it is done, its ``status``, ``final_metrics``, ``updates`` and ``train_seconds``. A trial whose run config a
+*completed* trial already ran is not trained again: it records ``duplicate_of`` and that trial's value (a grid
+over parameters that its recipe does not use, or a continued sweep that draws a configuration again). A trial
+whose config a *running* trial with a smaller number is training (two workers that picked the same point) is not
+trained either: it records ``twin_of`` and ends pruned, and the point stays the running trial's.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ..runner import RunRecord, train
 from ..runner._trainer import _InterruptFlag
@@ -25,6 +28,8 @@ from ._space import suggest
 from ._storage import mark_worker, optuna
 
 __all__ = ["HeldInterrupt", "Sweep", "configure", "objective", "run_schedule", "rung_indices"]
+
+logger = logging.getLogger(__name__)
 
 
 class HeldInterrupt:
@@ -75,6 +80,7 @@ class Sweep:
     diagnostics_for: Callable[[dict[str, Any]], bool] | None = None
     branch: tuple[int, int] | None = None  # (at, cooldown): each trial is its run's cooldown branch, see run_sweep
     start_from: Callable[[dict[str, Any]], Path | None] | None = None  # a config's checkpoint to continue from
+    threads: Callable[[dict[str, Any]], int | None] | None = None  # a trial's torch threads, from its parameters
     interrupt: HeldInterrupt = field(default_factory=HeldInterrupt)
 
     def run(self, config: dict[str, Any], schedule: dict[str, Any], steps: int, **extra: Any) -> RunRecord:
@@ -203,6 +209,13 @@ def objective(sweep: Sweep, trial: Any) -> float:
         if trial.should_prune():
             raise optuna().TrialPruned(f"pruned at update {line['step']}")
 
+    own = torch.get_num_threads()
+    threads = sweep.threads(trial.params) if sweep.threads is not None else None
+    if sweep.threads is not None and threads is not None and threads > own:
+        _wait_alone(trial, sweep.threads, own, sweep.interrupt)
+    trial.set_user_attr("threads", threads or own)
+    if threads is not None:
+        torch.set_num_threads(threads)
     began = time.perf_counter()
     restarted = sweep.rungs == "restart" and sweep.pruner != "none"
     spent = 0  # updates of the restart rungs' shorter runs
@@ -230,6 +243,8 @@ def objective(sweep: Sweep, trial: Any) -> float:
     except _Duplicate as duplicate:
         return duplicate.value
     finally:
+        if threads is not None:
+            torch.set_num_threads(own)
         trial.set_user_attr("updates", spent + updates)  # what it trained, also when it stopped for a twin
         trial.set_user_attr("train_seconds", time.perf_counter() - began)
     _raise_if_interrupted(record, trial)
@@ -239,6 +254,37 @@ def objective(sweep: Sweep, trial: Any) -> float:
     trial.set_user_attr("status", record.status)
     trial.set_user_attr("final_metrics", record.final_metrics)
     return _final(record)
+
+
+def _wait_alone(
+    trial: Any,
+    threads: Callable[[dict[str, Any]], int | None],
+    own: int,
+    interrupt: HeldInterrupt,
+    poll: float = 1.0,
+) -> None:
+    """Before a run given more torch threads than its worker's ``own`` (it is meant to have the cores to itself):
+    wait while another trial of the sweep not given more trains in a live worker. Ctrl-C stops the wait (and the
+    trial is queued again)."""
+    from ._storage import _is_dead
+
+    running = (optuna().trial.TrialState.RUNNING,)
+    told = False
+    while True:
+        others = [
+            t.number
+            for t in trial.study.get_trials(deepcopy=False, states=running)
+            if t.number != trial.number
+            and (threads(t.params) or 0) <= own
+            and not _is_dead(t.user_attrs.get("worker", {"pid": None}))
+        ]
+        if not others:
+            return
+        if not told:
+            logger.info("trial %d waits for trials %s to end: it trains at more threads", trial.number, others)
+            told = True
+        interrupt.check()
+        time.sleep(poll)
 
 
 def run_schedule(sweep: Sweep, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
