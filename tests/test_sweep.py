@@ -91,6 +91,21 @@ def test_given_grid_points_run_in_their_order_at_the_threads_given(
         run_sweep("digits", space, trials=1, out=tmp_path / "x", steps=10, pruner="sh", threads=threads)
 
 
+class _Deadline:
+    """An interrupt check that fails a wait still going after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        import time
+
+        self.until = time.monotonic() + seconds
+
+    def check(self) -> None:
+        import time
+
+        if time.monotonic() > self.until:
+            raise AssertionError("still waiting")
+
+
 def test_a_trial_given_more_threads_waits_for_the_others_and_ctrl_c_stops_the_wait(tmp_path: Path) -> None:
     import os
     import signal
@@ -100,12 +115,16 @@ def test_a_trial_given_more_threads_waits_for_the_others_and_ctrl_c_stops_the_wa
     import threading
     import time
 
+    from lrtune.tune._storage import _exited
     from lrtune.tune._trial import HeldInterrupt, _wait_alone
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'waits.db'}")
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])  # not reaped yet: a zombie, as a helper ended
+    while not _exited(exited.pid):  # but not yet joined by its study
+        time.sleep(0.05)
 
     def running(pid: int, big: bool = False) -> optuna.Trial:
         trial = study.ask()
@@ -121,10 +140,11 @@ def test_a_trial_given_more_threads_waits_for_the_others_and_ctrl_c_stops_the_wa
         mine = running(os.getpid(), big=True)
         other = running(alive.pid)  # waited for, until it ends
         running(gone.pid)  # its worker is gone: not waited for
+        running(exited.pid)  # nor one that has exited
         running(alive.pid, big=True)  # given more threads too: trains beside this one
         threading.Timer(1.5, lambda: study.tell(other, 1.0)).start()
         began = time.monotonic()
-        _wait_alone(mine, threads, 1, HeldInterrupt(), poll=0.1)
+        _wait_alone(mine, threads, 1, _Deadline(20), poll=0.1)  # type: ignore[arg-type]
         assert 1.4 < time.monotonic() - began < 20
         running(alive.pid)
         threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
@@ -133,6 +153,7 @@ def test_a_trial_given_more_threads_waits_for_the_others_and_ctrl_c_stops_the_wa
     finally:
         alive.kill()
         alive.wait()
+        exited.wait()
 
 
 def test_the_same_command_continues_the_study(tmp_path: Path) -> None:

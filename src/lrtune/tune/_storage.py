@@ -144,6 +144,15 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command name (which may hold spaces)
 
 
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` has exited and only waits for its parent to reap it (a zombie: Linux, from /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")  # field 3, the state
+
+
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -177,6 +186,8 @@ def _is_dead(worker: dict[str, Any]) -> bool:
         return True
     except PermissionError:  # alive, another user's
         return False
+    if _exited(pid):  # e.g. a helper process its study has not joined yet
+        return True
     started = worker.get("started")
     return started is not None and _start_time(pid) not in (None, started)  # the pid was reused
 

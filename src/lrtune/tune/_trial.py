@@ -264,13 +264,16 @@ def _wait_alone(
     poll: float = 1.0,
 ) -> None:
     """Before a run given more torch threads than its worker's ``own`` (it is meant to have the cores to itself):
-    wait while another trial of the sweep not given more trains in a live worker. Ctrl-C stops the wait (and the
-    trial is queued again)."""
-    from ._storage import _is_dead
+    wait while another trial of the sweep not given more trains in a live worker (one on this host whose process
+    is gone is not waited for, nor one elsewhere whose heartbeats stopped). Ctrl-C stops the wait (and the trial
+    is queued again)."""
+    from ._storage import _is_dead, without_experimental_warnings
 
     running = (optuna().trial.TrialState.RUNNING,)
     told = False
     while True:
+        with without_experimental_warnings():
+            optuna().storages.fail_stale_trials(trial.study)  # another host's worker whose heartbeats stopped
         others = [
             t.number
             for t in trial.study.get_trials(deepcopy=False, states=running)
