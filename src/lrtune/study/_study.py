@@ -540,17 +540,11 @@ def _wait_for_screening(plan: _Plan, poll: float = 1.0) -> None:
     whose process is gone is not waited for, nor one elsewhere whose heartbeats stopped (Optuna fails it)."""
     import time
 
-    from ..tune._storage import _is_dead, open_storage, optuna, without_experimental_warnings
+    from ..tune._storage import live_running_trials, open_storage, optuna
 
     storage = open_storage(plan.url, 10.0)  # run_sweep's heartbeat
     study = optuna().load_study(study_name=f"study-{plan.name}", storage=storage)
-    running = (optuna().trial.TrialState.RUNNING,)
-    while True:
-        with without_experimental_warnings():
-            optuna().storages.fail_stale_trials(study)
-        trials = study.get_trials(deepcopy=False, states=running)
-        if not any(not _is_dead(t.user_attrs.get("worker", {"pid": None})) for t in trials):
-            return
+    while live_running_trials(study):
         time.sleep(poll)
 
 

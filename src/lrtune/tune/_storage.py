@@ -31,6 +31,7 @@ __all__ = [
     "check_results",
     "default_storage",
     "fail_dead_workers",
+    "live_running_trials",
     "mark_worker",
     "open_storage",
     "optuna",
@@ -190,6 +191,16 @@ def _is_dead(worker: dict[str, Any]) -> bool:
         return True
     started = worker.get("started")
     return started is not None and _start_time(pid) not in (None, started)  # the pid was reused
+
+
+def live_running_trials(study: Any) -> list[Any]:
+    """The study's running trials whose worker may still train them: not one on this host whose process is gone,
+    nor one elsewhere whose heartbeats stopped (Optuna fails those here, and queues them again where the storage
+    has heartbeats)."""
+    with without_experimental_warnings():
+        optuna().storages.fail_stale_trials(study)
+    running = study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,))
+    return [t for t in running if not _is_dead(t.user_attrs.get("worker") or {})]
 
 
 def fail_dead_workers(study: Any, storage: Any) -> list[int]:

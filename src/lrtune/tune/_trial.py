@@ -267,19 +267,14 @@ def _wait_alone(
     wait while another trial of the sweep not given more trains in a live worker (one on this host whose process
     is gone is not waited for, nor one elsewhere whose heartbeats stopped). Ctrl-C stops the wait (and the trial
     is queued again)."""
-    from ._storage import _is_dead, without_experimental_warnings
+    from ._storage import live_running_trials
 
-    running = (optuna().trial.TrialState.RUNNING,)
     told = False
     while True:
-        with without_experimental_warnings():
-            optuna().storages.fail_stale_trials(trial.study)  # another host's worker whose heartbeats stopped
         others = [
             t.number
-            for t in trial.study.get_trials(deepcopy=False, states=running)
-            if t.number != trial.number
-            and (threads(t.params) or 0) <= own
-            and not _is_dead(t.user_attrs.get("worker", {"pid": None}))
+            for t in live_running_trials(trial.study)
+            if t.number != trial.number and (threads(t.params) or 0) <= own
         ]
         if not others:
             return
