@@ -322,7 +322,7 @@ def _study_command(args: argparse.Namespace) -> int:
         preset = with_target(preset, args.target_steps, args.finalists)
         space = study_space(preset)
         screening = grid_size(space)
-        total = screening + (min(preset.finalists, screening // len(preset.seeds)) if preset.has_final else 0)
+        total = screening + preset.final_runs
         grid = make_sampler("grid", 0, space)
         done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:

@@ -153,6 +153,12 @@ class Preset:
         """Whether the study trains finalists to a target beyond its screening runs."""
         return self.target_steps is not None and self.target_steps > max(self.steps)
 
+    @property
+    def final_runs(self) -> int:
+        """How many finalists the study trains to the target: ``finalists``, at most one per setting of its grid
+        (none without a target beyond the screening)."""
+        return min(self.finalists, grid_size(study_space(self)) // len(self.seeds)) if self.has_final else 0
+
 
 ALL = ("sgd_clip", "adam", "adam_warmup", "radam", "radam_warmup", "algoperf")
 HALF_DECADES = tuple(10 ** (k / 2) for k in range(-2, 3))
@@ -518,7 +524,7 @@ def _nothing_left(plan: _Plan, study: Any) -> bool:
     except KeyError:  # not begun
         return False
     done = sum(t.state.name == "COMPLETE" for t in final.get_trials(deepcopy=False))
-    return done >= min(plan.preset.finalists, grid_size(plan.space) // len(plan.preset.seeds))
+    return done >= plan.preset.final_runs
 
 
 def _helper(plan: _Plan) -> None:
