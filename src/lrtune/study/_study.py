@@ -490,10 +490,10 @@ def _finalist_threads(plan: _Plan, points: list[dict[str, Any]]) -> Callable[[di
     shared among them, after the other finalists have ended, rather than at a worker's share beside idle cores
     (the third of three finalists with two jobs: at two threads, not one). Fixed by rank, a run's thread count —
     and so its last digits — does not depend on which worker ends first."""
-    left = len(points) % plan.jobs
-    share = _share(plan.threads, left or 1)
-    if plan.jobs == 1 or left == 0 or share <= _share(plan.threads, plan.jobs):
+    left = len(points) % plan.jobs  # (none with one job)
+    if left == 0 or _share(plan.threads, left) <= _share(plan.threads, plan.jobs):
         return None
+    share = _share(plan.threads, left)
     last = {json.dumps(p, sort_keys=True) for p in points[len(points) - left :]}
 
     def threads(params: dict[str, Any]) -> int | None:

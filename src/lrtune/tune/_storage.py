@@ -136,22 +136,25 @@ class Heartbeats:
 # who runs a trial
 
 
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (Linux: clock ticks since boot, from /proc), to tell a reused pid apart."""
+def _stat(pid: int) -> list[str] | None:
+    """Process ``pid``'s /proc/PID/stat fields from the third (its state) on (Linux; None: no such file). They
+    follow the command name, which may hold spaces."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command name (which may hold spaces)
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: clock ticks since boot, from /proc), to tell a reused pid apart."""
+    fields = _stat(pid)
+    return fields[19] if fields else None  # field 22
 
 
 def _exited(pid: int) -> bool:
     """Whether process ``pid`` has exited and only waits for its parent to reap it (a zombie: Linux, from /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")  # field 3, the state
+    fields = _stat(pid)
+    return fields is not None and fields[0] in ("Z", "X")  # field 3, the state
 
 
 def _boot_id() -> str:
