@@ -189,9 +189,10 @@ def test_a_study_with_two_jobs_survives_ctrl_c_and_kill_9_and_trains_each_point_
     url, name = f"sqlite:///{tmp_path / 'S' / 'lrtune.db'}", "study-quick"
     env = {**ENV, "OMP_NUM_THREADS": "2"}
 
-    def two_running() -> list[optuna.trial.FrozenTrial]:
+    def two_running() -> list[optuna.trial.FrozenTrial]:  # by this command's two processes
         running = [t for t in _trials(url, name) if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
-        return running if len({t.user_attrs["worker"]["pid"] for t in running}) == 2 else []
+        pids = {t.user_attrs["worker"]["pid"] for t in running}
+        return running if len(pids) == 2 and proc.pid in pids else []
 
     for stop in (signal.SIGINT, signal.SIGKILL):
         proc = subprocess.Popen(

@@ -282,6 +282,35 @@ def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(tmp_path: Path) 
     assert retried[0].params == killed.params
 
 
+def test_a_retried_trial_is_not_the_failed_runs_so_no_worker_fails_it_as_dead_when_it_starts(tmp_path: Path) -> None:
+    """A gone process's trial is failed and queued again. The retry keeps its parameters and what it was given
+    (``fixed_lr``, its config), not what describes the failed run (its process, threads, updates): between a
+    worker taking it and marking it, another worker must not see it as the gone process's and fail it again."""
+    import subprocess
+    import sys
+
+    from lrtune.tune._storage import fail_dead_workers, mark_worker, open_storage, worker_identity
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'db'}", heartbeat=60)
+    study = optuna.create_study(storage=storage, study_name="s")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    study.enqueue_trial({"lr": 0.01}, user_attrs={"fixed_lr": 0.01})
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)})
+    run = {"config": {"lr": 0.01}, "threads": 2, "updates": 40, "train_seconds": 1.5}
+    for key, value in {**run, "worker": {**worker_identity(), "pid": gone.pid, "started": 1}}.items():
+        trial.set_user_attr(key, value)
+    assert fail_dead_workers(study, storage) == [trial.number]
+    queued = study.trials[-1]
+    assert queued.state == optuna.trial.TrialState.WAITING and queued.params == {"lr": 0.01}
+    assert queued.user_attrs == {"fixed_lr": 0.01, "config": {"lr": 0.01}}
+    retry = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)})  # taken, not yet marked
+    assert retry.number == queued.number and fail_dead_workers(study, storage) == []
+    mark_worker(retry)
+    assert fail_dead_workers(study, storage) == []  # this process: alive
+    assert study.trials[retry.number].state == optuna.trial.TrialState.RUNNING
+
+
 def test_pruning_waits_for_the_longest_warmup(tmp_path: Path) -> None:
     from lrtune.tune._sweep import _first_rung, max_warmup_fraction
 

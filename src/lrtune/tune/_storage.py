@@ -15,6 +15,7 @@ guard that keeps a study's results from being overwritten by another study.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "Heartbeats",
+    "Retry",
     "check_results",
     "default_storage",
     "fail_dead_workers",
@@ -78,7 +80,7 @@ def open_storage(url: str, heartbeat: float) -> Any:
                     engine_kwargs=engine,
                     heartbeat_interval=max(1, round(heartbeat)),
                     grace_period=max(2, round(3 * heartbeat)),
-                    heartbeat_stale_trial_callback=optuna().storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                    heartbeat_stale_trial_callback=Retry(max_retry=1),
                 )
         except SQLAlchemyError as e:
             if isinstance(e, DatabaseError) and any(m in str(e) for m in _NOT_A_DATABASE):
@@ -173,6 +175,26 @@ def worker_identity() -> dict[str, Any]:
 def mark_worker(trial: Any) -> None:
     """Record on ``trial`` (a user attribute ``worker``) which process runs it."""
     trial.set_user_attr("worker", worker_identity())
+
+
+# what a trial's run records about itself: a retry starts without them
+_RUN_ATTRS = frozenset({"worker", "threads", "updates", "train_seconds", "status", "final_metrics"})
+
+
+class Retry:
+    """Optuna's retry of a failed trial (a ``RetryHeartbeatStaleTrialCallback``), queued without the user
+    attributes that describe the failed run: which process ran it, at how many threads, what it trained. Copied,
+    they would say that the retry, from the moment a worker takes it until the worker marks it, is the failed
+    run's (a gone process's), so another worker would fail it as dead; and they would count the failed run's
+    updates twice."""
+
+    def __init__(self, max_retry: int | None) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        queued = copy.copy(trial)
+        queued.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _RUN_ATTRS}
+        optuna().storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)(study, queued)
 
 
 def _is_dead(worker: dict[str, Any]) -> bool:

@@ -44,6 +44,7 @@ from ._results import write_results
 from ._samplers import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from ._space import RECIPES, fixed_params, load_space, lr_centre, setting
 from ._storage import (
+    Retry,
     check_results,
     default_storage,
     fail_dead_workers,
@@ -292,15 +293,15 @@ def _check_same_workload(study: Any, workload: str, options: dict[str, Any]) -> 
 def _queue_interrupted(study: Any) -> None:
     """Queue again the trials this process was running when it was interrupted (failed by Optuna)."""
     me = worker_identity()
-    callback = optuna().storages.RetryHeartbeatStaleTrialCallback
+    retried_number = optuna().storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
     trials = study.get_trials(deepcopy=False)
     with without_experimental_warnings():
-        retried = {callback.retried_trial_number(t) for t in trials}
+        retried = {retried_number(t) for t in trials}
         for t in trials:
             worker = t.user_attrs.get("worker", {})
             mine = worker.get("pid") == me["pid"] and worker.get("host") == me["host"]
             if t.state == optuna().trial.TrialState.FAIL and mine and t.number not in retried:
-                callback(max_retry=None)(study, t)
+                Retry(max_retry=None)(study, t)
                 logger.warning(
                     "trial %d was interrupted: queued again; the next command on this study runs it", t.number
                 )
