@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -105,6 +106,15 @@ def test_summary_and_recommendation(study_dir: Path) -> None:
     (table,) = _plain_summary(summary, LABELS).renderables
     assert str(table.caption).startswith(f"recommendation for {rec['for_steps']} updates: " + LABELS[rec["recipe"]])
     assert [str(c) for c in table.columns[0].cells] == [LABELS[r] for r in summary["ranking"]]
+    # a user's model whose loss is tiny: its significant digits, not "0.0000"
+    tiny = copy.deepcopy(summary)
+    tiny["recommendation"]["mean_valid_loss"] = 8.933e-06
+    for part in tiny["by_horizon"].values():
+        for info in part["recipes"].values():
+            info["best_mean_valid_loss"] = 8.933e-06
+    (table,) = _plain_summary(tiny, LABELS).renderables
+    assert str(table.caption).endswith("(valid loss 8.933e-06)")
+    assert {str(c) for c in table.columns[2].cells} == {"8.933e-06"}
 
 
 def test_report_files(study_dir: Path) -> None:

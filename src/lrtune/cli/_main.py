@@ -401,7 +401,7 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
             "diverged" + ("" if last else " (screening)"),
             caption=f"recommendation for {rec['for_steps']} updates: {labels.get(rec['recipe'], rec['recipe'])}, "
             f"peak LR {rec['lr']:.3g}, warm-up {rec['warmup_steps']} updates, {rec['schedule']['name']} (valid loss "
-            f"{rec['mean_valid_loss']:.4f})"
+            f"{rec['mean_valid_loss']:.5g})"
             if last
             else None,
         )
@@ -412,7 +412,7 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
             table.add_row(
                 labels.get(recipe, recipe),
                 f"{info['best_lr']:.3g}" if info["best_lr"] is not None else "-",
-                f"{info['best_mean_valid_loss']:.4f}",
+                f"{info['best_mean_valid_loss']:.5g}",
                 str(len(info["lrs_near_best"])),
                 f"{info['runs_reaching_target']}/{info['runs']}",
                 f"{info['diverged_runs']}/{info['runs']}",
