@@ -362,6 +362,10 @@ def test_auto_compares_candidates_only_after_the_warmup() -> None:
 def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["study", "--seeds", "0", "--out", str(tmp_path)]) == 2
     assert "seeds must be >= 1" in capsys.readouterr().out
+    for jobs in ("-1", "0"):  # one line, before any progress bar, and nothing written
+        assert main(["study", "--workload", "digits", "--jobs", jobs, "--out", str(tmp_path / "j")]) == 2
+        assert capsys.readouterr().out == f"lrtune study: --jobs must be >= 1, got {jobs}\n"
+    assert not (tmp_path / "j").exists()
 
 
 def test_study_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -304,6 +304,7 @@ def _study_command(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
+    from .._validate import check_steps
     from ..study import run_study, study_space
     from ..study._report import LABELS
     from ..study._study import _remaining, grid_size, resolve_preset, with_target
@@ -320,6 +321,7 @@ def _study_command(args: argparse.Namespace) -> int:
         options = _workload_options(args.workload_option, args.workload)
         name, preset = resolve_preset(args.preset, args.seeds)
         preset = with_target(preset, args.target_steps, args.finalists)
+        check_steps("--jobs", args.jobs, minimum=1)  # before the progress bar is drawn
         space = study_space(preset)
         screening = grid_size(space)
         total = screening + preset.final_runs
