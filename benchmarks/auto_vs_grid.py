@@ -18,11 +18,13 @@ when its choices are the same). ``--report`` prints the table from what is there
 Usage:
     python benchmarks/auto_vs_grid.py [--cases digits mlp seq translation charlm] [--out out/auto_vs_grid]
     python benchmarks/auto_vs_grid.py --cases charlm --batches 16 --seeds 0 --threads 1   # one case per process
+    python benchmarks/auto_vs_grid.py --cases charlm --batches 16 --seeds 0 --steps 400   # another budget
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -135,6 +137,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="only these of each case's two")
     parser.add_argument("--out", type=Path, default=Path("out/auto_vs_grid"))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--steps", type=int, default=None, help="every case's budget (default: each case's own); its rows say so"
+    )
     parser.add_argument("--report", action="store_true", help="only the table, from the runs already there")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -145,12 +150,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     rows = []
+    if args.steps is not None and args.steps < 4:
+        parser.error(f"--steps must be at least 4, got {args.steps}")
     for key in args.cases:
-        case = CASES[key]
+        case = CASES[key] if args.steps is None else dataclasses.replace(CASES[key], steps=args.steps)
+        budget = "" if args.steps is None else f"_T{args.steps}"  # a budget of its own: runs of their own
         results = {}
         for batch in [b for b in case.batches if args.batches is None or b in args.batches]:
             for seed in args.seeds:
-                root = args.out / key / f"b{batch}_s{seed}"
+                root = args.out / key / f"b{batch}_s{seed}{budget}"
                 logger.info("%s, batch %d, seed %d", key, batch, seed)
                 results[(batch, seed)] = run_case(case, batch, seed, root, args.report)
         for (batch, seed), found in results.items():
@@ -170,6 +178,7 @@ def main() -> None:
             rows.append(
                 {
                     "case": key,
+                    "steps": case.steps,
                     "batch": batch,
                     "seed": seed,
                     "grid_best_lr": best_lr,
@@ -190,8 +199,9 @@ def main() -> None:
     )
     print("|---|---:|---:|---|---|---:|---:|---:|---|---|")
     for r in rows:
+        name = r["case"] if args.steps is None else f"{r['case']}, {r['steps']} updates"
         print(
-            f"| {r['case']} | {r['batch']} | {r['seed']} | {r['grid_best']:.4f} ({r['grid_best_lr']:.2g}) | "
+            f"| {name} | {r['batch']} | {r['seed']} | {r['grid_best']:.4f} ({r['grid_best_lr']:.2g}) | "
             f"{r['auto_loss']:.4f} ({r['auto_lr']:.2g}) | {100 * r['gap']:+.1f} % | {100 * r['seed_spread']:.1f} % | "
             f"{100 * r['compute']:.1f} % | {'yes' if r['holds'] else '**no**'} | {'; '.join(r['weak']) or '-'} |"
         )
