@@ -83,6 +83,9 @@ def _join(procs: list[Any], interrupted: bool = False) -> None:
 def _helper(target: Callable[[Any], None], spec: Any, threads: int, parent: int) -> None:
     """A helper process's body: its own process group, torch's threads, a watch on its parent, then the work."""
     os.setpgrp()
+    # a Ctrl-C passed on, or the watch below, must interrupt the work, also where SIGINT was ignored when the study
+    # started (a background job of a shell without job control): the interrupt is how a helper stops cleanly
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import torch
 
     torch.set_num_threads(threads)
