@@ -311,6 +311,40 @@ def test_a_retried_trial_is_not_the_failed_runs_so_no_worker_fails_it_as_dead_wh
     assert study.trials[retry.number].state == optuna.trial.TrialState.RUNNING
 
 
+def test_a_trial_whose_worker_died_before_marking_it_is_not_waited_for_forever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between taking a trial and marking it leaves it running with no process named and no
+    heartbeat: neither the process check nor Optuna's stale-heartbeat check sees it, and a study waiting for its
+    running trials waited forever. Unmarked past the grace period, it is gone: not waited for, failed, and queued
+    again only if it had a setting (an enqueued one); one that drew nothing is not."""
+    import time
+
+    from lrtune.tune import _storage
+    from lrtune.tune._storage import fail_dead_workers, live_running_trials, mark_worker, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'db'}", heartbeat=60)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.enqueue_trial({"lr": 0.01}, user_attrs={"fixed_lr": 0.01})
+    enqueued = study.ask()  # taken by a worker that died before marking it
+    fresh = study.ask()  # likewise, before drawing anything
+    marked = study.ask()
+    mark_worker(marked)  # this process: alive
+    running = [t.number for t in live_running_trials(study)]
+    assert running == [enqueued.number, fresh.number, marked.number]  # within the grace: may still be marked
+    assert fail_dead_workers(study, storage) == []
+    monkeypatch.setattr(_storage, "UNMARKED_GRACE", 0.2)
+    time.sleep(0.3)
+    assert [t.number for t in live_running_trials(study)] == [marked.number]
+    assert fail_dead_workers(study, storage) == [enqueued.number, fresh.number]
+    states = {t.number: t.state for t in study.trials}
+    assert states[enqueued.number] == states[fresh.number] == optuna.trial.TrialState.FAIL
+    assert states[marked.number] == optuna.trial.TrialState.RUNNING
+    queued = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(queued) == 1 and queued[0].system_attrs["fixed_params"] == {"lr": 0.01}
+    assert fail_dead_workers(study, storage) == []
+
+
 def test_pruning_waits_for_the_longest_warmup(tmp_path: Path) -> None:
     from lrtune.tune._sweep import _first_rung, max_warmup_fraction
 

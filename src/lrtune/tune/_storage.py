@@ -6,7 +6,9 @@ guard that keeps a study's results from being overwritten by another study.
 * :class:`Heartbeats`: beats for trials driven by ask-and-tell (Optuna beats only inside ``optimize``).
 * :func:`mark_worker` / :func:`fail_dead_workers`: each trial records the host and process that runs it; a
   worker on the same host fails (and retries) at once the trials of a process that no longer exists, where
-  heartbeats alone wait three beats (across hosts they are the only signal).
+  heartbeats alone wait three beats (across hosts they are the only signal). A running trial in a SQLite
+  storage that no worker marked within two minutes of its start is a process's that died between taking it
+  and marking it (before any heartbeat): it is failed too, and retried if it had a setting to retry.
 * :func:`check_results`: refuses to continue into an output folder whose results the storage does not hold (an
   emptied or replaced ``lrtune.db``), so that ``trials.csv`` and ``best.json`` are never overwritten by another
   study.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import datetime
 import logging
 import os
 import socket
@@ -194,7 +197,8 @@ class Retry:
     def __call__(self, study: Any, trial: Any) -> None:
         queued = copy.copy(trial)
         queued.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _RUN_ATTRS}
-        optuna().storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)(study, queued)
+        with without_experimental_warnings():
+            optuna().storages.RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)(study, queued)
 
 
 def _is_dead(worker: dict[str, Any]) -> bool:
@@ -218,24 +222,52 @@ def _is_dead(worker: dict[str, Any]) -> bool:
     return started is not None and _start_time(pid) not in (None, started)  # the pid was reused
 
 
+# How long a running trial may stay without a worker's mark. A worker marks a trial as the first thing it does
+# with it (its storage writes wait up to 60 s for SQLite's lock); a trial still unmarked after this is a process's
+# that died between taking it and marking it, before any heartbeat, which neither Optuna's stale-heartbeat check
+# nor the process check sees.
+UNMARKED_GRACE = 120.0
+
+
+def _sqlite(study: Any) -> bool:
+    """Whether ``study`` lives in SQLite: one machine, whose clock wrote its trials' start times."""
+    storage = study._storage
+    url = getattr(getattr(storage, "_backend", storage), "url", "")
+    return isinstance(url, str) and url.startswith("sqlite")
+
+
+def _gone(trial: Any, sqlite: bool) -> bool:
+    """Whether a running trial's worker is certainly gone: a process on this host that no longer exists, or (in a
+    SQLite storage) no worker's mark ``UNMARKED_GRACE`` seconds after the trial started."""
+    worker = trial.user_attrs.get("worker")
+    if isinstance(worker, dict):
+        return _is_dead(worker)
+    start = trial.datetime_start
+    return sqlite and start is not None and (datetime.datetime.now() - start).total_seconds() > UNMARKED_GRACE
+
+
 def live_running_trials(study: Any) -> list[Any]:
-    """The study's running trials whose worker may still train them: not one on this host whose process is gone,
-    nor one elsewhere whose heartbeats stopped (Optuna fails those here, and queues them again where the storage
-    has heartbeats)."""
+    """The study's running trials whose worker may still train them: not one whose worker is gone (see
+    :func:`fail_dead_workers`), nor one elsewhere whose heartbeats stopped (Optuna fails those here, and queues
+    them again where the storage has heartbeats)."""
     with without_experimental_warnings():
         optuna().storages.fail_stale_trials(study)
     running = study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,))
-    return [t for t in running if not _is_dead(t.user_attrs.get("worker") or {})]
+    sqlite = _sqlite(study)
+    return [t for t in running if not _gone(t, sqlite)]
 
 
 def fail_dead_workers(study: Any, storage: Any) -> list[int]:
-    """Fail the running trials whose worker (on this host) no longer exists and retry them (once, as a stale
-    heartbeat would after its grace period); returns their numbers."""
+    """Fail the running trials whose worker is gone and retry them (once, as a stale heartbeat would after its
+    grace period); returns their numbers. Gone: a process on this host that no longer exists, or, in a SQLite
+    storage, a worker that never marked the trial within ``UNMARKED_GRACE`` seconds of its start (it died
+    between taking and marking it). Such a trial is retried only if it had a setting to train (an enqueued one,
+    or a retry): a fresh one had drawn nothing yet."""
     trial_state = optuna().trial.TrialState
+    sqlite = _sqlite(study)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(trial_state.RUNNING,)):
-        worker = trial.user_attrs.get("worker")
-        if not isinstance(worker, dict) or not _is_dead(worker):
+        if not _gone(trial, sqlite):
             continue
         try:
             if storage.set_trial_state_values(trial._trial_id, state=trial_state.FAIL):
@@ -244,9 +276,13 @@ def fail_dead_workers(study: Any, storage: Any) -> list[int]:
             continue
     retry = storage.get_heartbeat_stale_trial_callback()
     for number in failed:
+        trial = study.get_trials(deepcopy=True)[number]
+        if "worker" not in trial.user_attrs and not trial.params and "fixed_params" not in trial.system_attrs:
+            logger.warning("trial %d: its worker died before it drew a setting; failed", number)
+            continue
         logger.warning("trial %d: its worker process is gone; failed and queued again", number)
         if retry is not None:
-            retry(study, study.get_trials(deepcopy=True)[number])
+            retry(study, trial)
     return failed
 
 
