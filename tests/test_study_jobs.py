@@ -77,3 +77,24 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text()
     except FileNotFoundError:
         return ""
+
+
+STARTING = """
+import os, sys
+import torch
+from lrtune.study._parallel import _helper
+
+def interrupted(threads):  # a Ctrl-C passed on by the study while the helper sets itself up
+    raise KeyboardInterrupt
+
+torch.set_num_threads = interrupted
+_helper(print, "work", 1, os.getppid())
+"""
+
+
+def test_a_helper_interrupted_while_it_starts_exits_quietly(tmp_path: Path) -> None:
+    """The study passes a Ctrl-C on to its helpers at once, also to one still importing torch (seconds): it ends
+    as one interrupted in its work does (exit code 130), not with a traceback, and does no work."""
+    (tmp_path / "helper.py").write_text(STARTING)
+    done = subprocess.run([sys.executable, str(tmp_path / "helper.py")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and "Traceback" not in done.stderr and done.stdout == "", done.stderr

@@ -86,15 +86,15 @@ def _helper(target: Callable[[Any], None], spec: Any, threads: int, parent: int)
     # a Ctrl-C passed on, or the watch below, must interrupt the work, also where SIGINT was ignored when the study
     # started (a background job of a shell without job control): the interrupt is how a helper stops cleanly
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    import torch
+    try:  # (an interrupt while torch is imported, seconds, ends the helper as quietly as one during the work)
+        import torch
 
-    torch.set_num_threads(threads)
-    with contextlib.suppress(ImportError):
-        import optuna
+        torch.set_num_threads(threads)
+        with contextlib.suppress(ImportError):
+            import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-    threading.Thread(target=_watch, args=(parent,), daemon=True).start()
-    try:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
         target(spec)
     except KeyboardInterrupt:
         sys.exit(130)
