@@ -113,3 +113,21 @@ def test_ctrl_c_while_lrtune_starts_is_one_line(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 130, out
         assert "Traceback" not in out and "interrupted" in out
+
+
+def test_version_and_python_dash_m(tmp_path: Path) -> None:
+    """``lrtune --version`` names the installed version; ``python -m lrtune`` is the same command."""
+    import lrtune
+
+    done = subprocess.run(
+        [sys.executable, "-m", "lrtune", "--version"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"lrtune {lrtune.__version__}", done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "lrtune", "schedule", json.dumps(SPEC)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and "end of schedule" in done.stdout, done.stderr

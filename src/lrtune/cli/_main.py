@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..schedules import Schedule, from_spec
 from ._data import add_data_commands
 from ._train import UsageError, add_train_commands, add_workload_option, json_object
@@ -91,6 +92,7 @@ def _schedule_command(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrtune", description="Learning-rate schedules and optimizers.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"lrtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sched = sub.add_parser("schedule", help="print the key points of a schedule and draw it")
     sched.add_argument("spec", help='a JSON spec, e.g. \'{"name": "warmup_linear_decay", ...}\', or a JSON file')
@@ -226,7 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--batch-size", type=int, default=None, help="default: the workload's batch hint, else 64")
     auto.add_argument("--optimizer", default="adam", choices=["adam", "radam"])
     auto.add_argument("--beta2", type=float, default=0.98)
-    auto.add_argument("--candidates", type=int, default=3, help="peak LRs compared by successive halving")
+    auto.add_argument(
+        "--candidates",
+        type=int,
+        default=3,
+        help="peak LRs around the range tests' estimate, trained on the real schedule and compared after a short "
+        "cooldown (more are tried past one that wins at the edge)",
+    )
     auto.add_argument("--spacing", type=float, default=0.3, help="decades between candidate LRs")
     auto.add_argument("--repeats", type=int, default=2, help="LR range tests (seeds) behind the LR estimate")
     auto.add_argument("--seed", type=int, default=0)
