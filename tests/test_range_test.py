@@ -126,6 +126,12 @@ def test_find_lr_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-d
     folder = f"{tmp_path / 'new'}/"  # a folder not there yet, named with a trailing slash
     assert main(["find-lr", "--workload", "digits", "--num-steps", "20", "--out", folder]) == 0
     assert (tmp_path / "new" / "lr_range_test.png").is_file() and (tmp_path / "new" / "lr_range_test.json").is_file()
+    capsys.readouterr()
+    (tmp_path / "afile").write_text("mine\n")  # an --out whose folder cannot be made: refused before the test trains
+    bad = str(tmp_path / "afile" / "lr.png")
+    assert main(["find-lr", "--workload", "digits", "--num-steps", "20", "--out", bad]) == 2
+    text = capsys.readouterr().out
+    assert text.startswith(f"lrtune find-lr: --out {bad}: cannot make the folder") and "updates" not in text, text
 
 
 def test_a_quadratic_diverges_where_theory_says() -> None:

@@ -366,6 +366,18 @@ def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert main(["study", "--workload", "digits", "--jobs", jobs, "--out", str(tmp_path / "j")]) == 2
         assert capsys.readouterr().out == f"lrtune study: --jobs must be >= 1, got {jobs}\n"
     assert not (tmp_path / "j").exists()
+    (tmp_path / "afile").write_text("mine\n")
+    refused = {
+        ("--batch-size", "-3"): "lrtune study: --batch-size must be >= 1, got -3\n",
+        ("--out", str(tmp_path / "afile")): f"lrtune study: --out {tmp_path / 'afile'} is a file, not a directory\n",
+        ("--workload", "nosuch"): "lrtune study: workload 'nosuch' is not one of",
+    }
+    for (flag, value), line in refused.items():
+        args = ["study", "--workload", "digits", "--out", str(tmp_path / "k"), flag, value]
+        assert main(args) == 2
+        out = capsys.readouterr().out
+        assert out.startswith(line) and out.count("\n") == 1, out  # no progress bar before it
+    assert not (tmp_path / "k").exists() and (tmp_path / "afile").read_text() == "mine\n"
 
 
 def test_study_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -317,6 +317,7 @@ def _study_command(args: argparse.Namespace) -> int:
     from ..study._report import LABELS
     from ..study._study import _remaining, grid_size, resolve_preset, with_target
     from ..tune._samplers import make_sampler
+    from ..workloads._resolve import _target
     from ._train import _workload_options
 
     matplotlib.use("Agg")
@@ -329,7 +330,12 @@ def _study_command(args: argparse.Namespace) -> int:
         options = _workload_options(args.workload_option, args.workload)
         name, preset = resolve_preset(args.preset, args.seeds)
         preset = with_target(preset, args.target_steps, args.finalists)
-        check_steps("--jobs", args.jobs, minimum=1)  # before the progress bar is drawn
+        check_steps("--jobs", args.jobs, minimum=1)  # bad arguments are refused before the progress bar is drawn
+        if args.batch_size is not None:
+            check_steps("--batch-size", args.batch_size, minimum=1)
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} is a file, not a directory")
+        _target(args.workload)  # a name that is no workload, a module that does not import
         space = study_space(preset)
         screening = grid_size(space)
         total = screening + preset.final_runs
@@ -534,6 +540,11 @@ def _find_lr_command(args: argparse.Namespace) -> int:
     console = Console()
     try:
         png = _png_path(args.out)
+        try:  # before the test: a folder that cannot be made is refused before anything trains
+            png.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            why = "a file is in the way" if isinstance(e, FileExistsError) else e.strerror or str(e)
+            raise ValueError(f"--out {args.out}: cannot make the folder {png.parent} ({why})") from None
         workload = get_workload(args.workload, **_workload_options(args.workload_option, args.workload))
         with console.status(f"LR range test on {args.workload} ({args.num_steps} updates)"):
             result = lr_range_test(
@@ -551,7 +562,6 @@ def _find_lr_command(args: argparse.Namespace) -> int:
         console.print(f"{len(result.lrs)} updates, LR {result.lrs[0]:.3g} → {result.lrs[-1]:.3g} ({stop})")
         for name, lr in suggestions.items():
             console.print(f"  {name:16s} {lr:.3g}")
-        png.parent.mkdir(parents=True, exist_ok=True)
         ax = result.plot()
         ax.set_title(f"{args.workload}, {args.optimizer}")
         ax.figure.savefig(png, dpi=90, bbox_inches="tight")
