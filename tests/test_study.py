@@ -98,6 +98,10 @@ def test_summary_and_recommendation(study_dir: Path) -> None:
     assert rec["clear"] == (runner_up > best["max_valid_loss"])
     page = (study_dir / "report.html").read_text()
     assert ("Not a clear win" in page) == (not rec["clear"])
+    tried = sorted({s["lr"] for s in settings if s["recipe"] == rec["recipe"]})  # two LRs: the best is at an edge
+    assert summary["recipes"][rec["recipe"]]["lrs_tried"] == tried
+    assert rec["lr_at_edge"] == ("largest" if rec["lr"] == tried[-1] else "smallest")
+    assert "At the edge of the grid:" in page and f"{rec['lr']:.3g}, is the {rec['lr_at_edge']} of" in page
     for r in summary["runs"]:  # steps to target: the first evaluation at or below the target
         hits = [e["step"] for e in r["evals"] if e["valid_loss"] <= summary["target_valid_loss"]]
         assert r["steps_to_target"] == (hits[0] if hits else None)
@@ -115,6 +119,35 @@ def test_summary_and_recommendation(study_dir: Path) -> None:
     (table,) = _plain_summary(tiny, LABELS).renderables
     assert str(table.caption).endswith("(valid loss 8.933e-06)")
     assert {str(c) for c in table.columns[2].cells} == {"8.933e-06"}
+
+
+def test_a_best_lr_at_the_edge_of_its_grid_is_flagged() -> None:
+    """The best LR of a recipe is flagged when it is the largest or smallest its grid tried (at any horizon:
+    finalists are a subset), not when LRs on both sides were tried."""
+    from lrtune.study._report import edge_note
+    from lrtune.study._study import _table
+
+    def setting(lr: float, loss: float, steps: int = 100) -> dict[str, Any]:
+        return {
+            "recipe": "adam", "lr": lr, "beta2": 0.98, "warmup_steps": 0, "steps": steps, "cell": str(lr),
+            "seeds": 1, "diverged": 0, "mean_valid_loss": loss, "min_valid_loss": loss, "max_valid_loss": loss,
+            "mean_bleu": None, "trials": [],
+        }  # fmt: skip
+
+    interior = [setting(1e-3, 2.0), setting(3e-3, 1.5), setting(1e-2, 1.8)]
+    largest = [setting(1e-3, 2.0), setting(3e-3, 1.7), setting(1e-2, 1.5)]
+    finalists = [*largest, setting(3e-3, 1.1, steps=400), setting(1e-2, 1.0, steps=400)]  # 1e-2: still the top
+    smallest = [setting(1e-3, 1.0), setting(3e-3, 1.7)]
+    for settings, horizon, edge in ((interior, 100, None), (largest, 100, "largest"), (finalists, 400, "largest")):
+        table = _table(settings, [], horizon)
+        assert table is not None and table["recipes"]["adam"]["best_lr_at_edge"] == edge
+    table = _table(smallest, [], 100)
+    assert table is not None and table["recipes"]["adam"]["best_lr_at_edge"] == "smallest"
+    summary = {"recommendation": {"recipe": "adam", "lr": 1e-3, "lr_at_edge": "smallest"}, "recipes": table["recipes"]}
+    note = edge_note(summary)
+    assert note is not None and note.startswith("The recommended peak LR, 0.001, is the smallest of those its")
+    assert "(0.001, 0.003)" in note and "a smaller one may be better" in note
+    assert edge_note({"recommendation": {"recipe": "adam", "lr": 3e-3, "lr_at_edge": None}}) is None
 
 
 def test_report_files(study_dir: Path) -> None:

@@ -378,9 +378,12 @@ def _study_command(args: argparse.Namespace) -> int:
         return 130
     console.print(_plain_summary(summary, LABELS))
     if summary.get("recommendation"):
-        from ..study._report import horizon_note
+        from ..study._report import edge_note, horizon_note
 
         console.print(horizon_note(summary), soft_wrap=True)
+        edge = edge_note(summary)
+        if edge:
+            console.print(f"[yellow]At the edge of the grid:[/yellow] {edge}", soft_wrap=True)
     if summary.get("missing"):
         console.print(f"{len(summary['missing'])} grid points have no finished run yet: {summary['missing']}")
     console.print(f"report: {args.out / 'report.html'}; numbers: {args.out / 'summary.json'}")

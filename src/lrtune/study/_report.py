@@ -219,6 +219,23 @@ def after(summary: dict[str, Any], steps: int) -> str:
     return f"after {steps} updates"
 
 
+def edge_note(summary: dict[str, Any]) -> str | None:
+    """A sentence when the recommended LR is at an edge of its recipe's grid (None otherwise): the study tried
+    nothing beyond it, so a better LR may lie there."""
+    rec = summary.get("recommendation") or {}
+    edge = rec.get("lr_at_edge")
+    if edge not in ("largest", "smallest"):
+        return None
+    tried = (summary.get("recipes") or {}).get(rec["recipe"], {}).get("lrs_tried") or []
+    among = f" ({', '.join(f'{lr:.3g}' for lr in tried)})" if tried else ""
+    beyond = "larger" if edge == "largest" else "smaller"
+    return (
+        f"The recommended peak LR, {rec['lr']:.3g}, is the {edge} of those its recipe's grid tried{among}: a "
+        f"{beyond} one may be better, and the study did not try one. Widen the grid (--preset standard: 5 LRs over "
+        "two decades; or Preset(lr_factors=...)) before relying on this LR."
+    )
+
+
 def horizon_note(summary: dict[str, Any]) -> str:
     """One sentence on the horizon the recommendation is for and whether the study's ranking held across its
     horizons."""
@@ -375,6 +392,11 @@ def write_study_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
             + "</p>"
         )
         recommendation = recommendation.replace("</p>", f"<br>{html.escape(horizon_note(summary))}</p>", 1)
+        edge = edge_note(summary)
+        if edge:
+            recommendation = recommendation.replace(
+                "</p>", f"<br><b>At the edge of the grid:</b> {html.escape(edge)}</p>", 1
+            )
     else:
         recommendation = "<p class='rec'>No recommendation: no setting finished with a finite validation loss.</p>"
     transfer_html = _transfer_table(summary)

@@ -339,6 +339,11 @@ def run_study(
             else {"kind": "runs", "steps": chosen.steps[0]}
         ),
     }
+    from ._report import edge_note
+
+    edge = edge_note(summary)
+    if edge:
+        logger.warning("%s", edge)
     out_dir = plan.out_dir
     tmp = out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False), encoding="utf-8")
@@ -682,6 +687,10 @@ def _table(settings: list[dict[str, Any]], runs: list[dict[str, Any]], horizon: 
         good = [s for s in mine if s["mean_valid_loss"] <= ROBUST_FACTOR * best["mean_valid_loss"]]
         top = min(mine, key=lambda s: s["mean_valid_loss"])
         reach = [r["steps_to_target"] for r in mine_runs if r["recipe"] == recipe and r["steps_to_target"] is not None]
+        tried = sorted({s["lr"] for s in settings if s["recipe"] == recipe})  # at any horizon: the recipe's grid
+        edge = None
+        if len(tried) > 1 and math.isfinite(top["mean_valid_loss"]):
+            edge = "largest" if top["lr"] == tried[-1] else "smallest" if top["lr"] == tried[0] else None
         recipes[recipe] = {
             "best_lr": top["lr"] if math.isfinite(top["mean_valid_loss"]) else None,
             "best_mean_valid_loss": top["mean_valid_loss"],
@@ -694,6 +703,9 @@ def _table(settings: list[dict[str, Any]], runs: list[dict[str, Any]], horizon: 
             "cell": top["cell"],
             "runs_reaching_target": len(reach),
             "median_steps_to_target": statistics.median(reach) if reach else None,
+            # the best LR is the largest or smallest of the recipe's grid: a better one may lie beyond it
+            "best_lr_at_edge": edge,
+            "lrs_tried": tried,
         }
     ranked = sorted(recipes, key=lambda r: recipes[r]["best_mean_valid_loss"])
     return {"best": best, "target": target, "recipes": recipes, "ranking": ranked}
@@ -862,6 +874,8 @@ def analyse_runs(sources: list[Source], out_dir: Path) -> dict[str, Any]:
             "runner_up": ranked[1] if len(ranked) > 1 else None,
             # the runner-up's best mean lies beyond the winner's worst seed: the ranking is not within the noise
             "clear": len(ranked) < 2 or recipes[ranked[1]]["best_mean_valid_loss"] > best["max_valid_loss"],
+            # "largest"/"smallest": the recommended LR is at that edge of its recipe's grid, nothing beyond it tried
+            "lr_at_edge": recipes[best["recipe"]]["best_lr_at_edge"],
             "config": {
                 "workload": sources[0][0].user_attrs.get("workload"),
                 "workload_options": sources[0][0].user_attrs.get("workload_options", {}),
