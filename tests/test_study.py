@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,44 @@ def test_auto_looks_beyond_an_edge_winner() -> None:
     assert len(lrs) > 2 and lrs[2] > max(lrs[:2])  # it tried above the largest first candidate
     if max(lrs) == result.config["optimizer"]["lr"]:
         assert any("largest of those tried" in w for w in result.weak)
+
+
+def test_auto_run_again_does_not_train_a_diverged_candidate_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Candidates far above the best LR (the estimate scaled up a hundredfold) diverge; the warning names the run
+    and gives the loss and LR in a few digits. auto run again with the same settings reads them: nothing trains."""
+    import logging
+    from unittest import mock
+
+    from lrtune.study import _auto
+
+    real = _auto.estimate_lr
+
+    def high(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        found.lr *= 100
+        return found
+
+    def choose() -> Any:
+        with mock.patch.object(_auto, "estimate_lr", high):
+            return auto("digits", steps=40, batch_size=32, candidates=3, range_test_steps=30, out=tmp_path)
+
+    with caplog.at_level(logging.WARNING, logger="lrtune"):
+        first = choose()
+    diverged = [i for i, c in enumerate(first.candidates) if c["status"] == "diverged"]
+    assert diverged, [c["status"] for c in first.candidates]
+    for i in diverged:
+        lines = [r.getMessage() for r in caplog.records if f"{tmp_path / f'candidate-{i}'} diverged" in r.getMessage()]
+        assert len(lines) == 1 and re.search(r"diverged at update \d+ \(loss [^ ]{1,9}, LR [^ ]{1,6}\)$", lines[0])
+    runs = {p: p.stat().st_mtime_ns for p in tmp_path.glob("candidate-*/**/*") if p.is_file()}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lrtune"):
+        again = choose()
+    assert not [r for r in caplog.records if "diverged at update" in r.getMessage()]
+    assert {p: p.stat().st_mtime_ns for p in runs} == runs  # nothing trained again, the diverged ones included
+    assert again.config == first.config and again.updates == first.updates
+    assert [c["status"] for c in again.candidates] == [c["status"] for c in first.candidates]
 
 
 def test_auto_flags_a_comparison_within_its_noise(monkeypatch: pytest.MonkeyPatch) -> None:

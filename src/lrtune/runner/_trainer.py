@@ -353,6 +353,7 @@ def _run(
     try:
         interrupted.install()
         model.train()
+        where = f"the run in {out}" if out is not None else "the run"  # a warning names which run it is about
         while sched.applied_updates < steps:
             step = sched.applied_updates + 1
             batch, scale, items = dist.local(workload, next(batches))
@@ -363,7 +364,8 @@ def _run(
             value = dist.global_loss(loss)
             first_loss = value if first_loss is None else first_loss
             if not math.isfinite(value) or value > diverge_factor * max(first_loss, 1e-12):
-                logger.warning("run diverged at update %d (loss %s)", step, value)
+                lr_now = opt.param_groups[0]["lr"]
+                logger.warning("%s diverged at update %d (loss %.4g, LR %.3g)", where, step, value, lr_now)
                 status = "diverged"
                 break
             opt.zero_grad(set_to_none=True)
@@ -376,7 +378,7 @@ def _run(
                 norm = getattr(opt, "last_grad_norm", None)
                 skipped = getattr(opt, "skipped_steps", 0)
             except FloatingPointError as e:
-                logger.warning("run diverged at update %d: %s", step, e)
+                logger.warning("%s diverged at update %d (LR %.3g): %s", where, step, lr, e)
                 status = "diverged"
                 break
             sched.step()

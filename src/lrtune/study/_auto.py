@@ -117,7 +117,13 @@ class _Candidates:
         candidate = self.pool[i]
         run_dir = self.root / f"candidate-{i}"
         optimizer = {**self.spec, "lr": candidate["lr"]}
-        resume = _same_run(run_dir, optimizer, self.schedule) and any((run_dir / "checkpoints").glob("step-*.pt"))
+        same = _same_run(run_dir, optimizer, self.schedule)
+        before = _outcome(run_dir) if same else None
+        if before is not None and before.get("status") == "diverged" and int(before.get("steps", rung)) <= rung:
+            # an earlier auto with these settings saw it diverge before the rung: it would again (same seed)
+            self.reached[i] = max(self.reached.get(i, 0), int(before.get("steps", rung)))
+            return self._record(candidate, rung, "diverged", None)
+        resume = same and any((run_dir / "checkpoints").glob("step-*.pt"))
         checkpoint = run_dir / "checkpoints" / f"step-{rung:08d}.pt"
         if resume and checkpoint.is_file():  # an earlier auto with these settings got there already
             self.reached[i] = max(self.reached.get(i, 0), rung)
