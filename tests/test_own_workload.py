@@ -132,6 +132,7 @@ def test_bad_references_are_one_line(
     (user_dir / "broken_task.py").write_text("x = 1 / 0\n")
     (user_dir / "needs_dep.py").write_text("import no_such_dependency\n")
     (user_dir / "bad_factory.py").write_text("def workload():\n    raise RuntimeError('my factory failed')\n")
+    (user_dir / "typo_task.py").write_text("import torch\n\ndef workload(:\n    pass\n")
     cases = [
         (["--workload", "no_such_module:Thing"], "cannot import 'no_such_module'"),
         (
@@ -145,6 +146,10 @@ def test_bad_references_are_one_line(
         (
             ["--workload", "bad_factory:workload"],
             "building it failed: RuntimeError: my factory failed (bad_factory.py:2)",
+        ),
+        (  # the line the syntax error is on, not a line of Python's import machinery
+            ["--workload", "typo_task:workload"],
+            "importing 'typo_task' failed: SyntaxError: invalid syntax (typo_task.py:3)",
         ),
         (["--workload", "user_task:Missing"], "has no 'Missing'"),
         (["--workload", "user_task:torch"], "is not a lrtune Workload"),

@@ -146,8 +146,11 @@ def _import(reference: str) -> Any:
 
 
 def _where(error: BaseException) -> str:
-    """``Type: message (file:line)`` of an exception, at the innermost frame that raised it."""
-    frames = traceback.extract_tb(error.__traceback__)
+    """``Type: message (file:line)`` of an exception, at the innermost frame that raised it outside Python's
+    import machinery; a syntax error at the line it names."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{type(error).__name__}: {error.msg} ({Path(error.filename).name}:{error.lineno})"
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<frozen ")]
     place = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(error).__name__}: {error}{place}"
 
