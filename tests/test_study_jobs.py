@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from lrtune.study._parallel import helpers
@@ -81,6 +82,7 @@ def _cmdline(pid: int) -> str:
 
 STARTING = """
 import os, sys
+import pytest
 import torch
 from lrtune.study._parallel import _helper
 
@@ -98,3 +100,22 @@ def test_a_helper_interrupted_while_it_starts_exits_quietly(tmp_path: Path) -> N
     (tmp_path / "helper.py").write_text(STARTING)
     done = subprocess.run([sys.executable, str(tmp_path / "helper.py")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 130 and "Traceback" not in done.stderr and done.stdout == "", done.stderr
+
+
+def log_from_helper(message: str) -> None:
+    """A helper's work: log at INFO (below the study's level: not sent) and at WARNING."""
+    import logging
+
+    logging.getLogger("lrtune.study.test").info("not shown %s", message)
+    logging.getLogger("lrtune.study.test").warning("from the helper: %s", message)
+
+
+def test_a_helpers_log_records_are_handled_by_the_study_process(caplog: pytest.LogCaptureFixture) -> None:
+    """A helper's warnings reach the study's own logging (its handlers and format: here pytest's), with their
+    level and logger name, and its records below the study's level are not sent."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="lrtune"), helpers(1, log_from_helper, "x = 1", 1):
+        pass
+    mine = [r for r in caplog.records if r.name == "lrtune.study.test"]
+    assert [(r.levelname, r.getMessage()) for r in mine] == [("WARNING", "from the helper: x = 1")]

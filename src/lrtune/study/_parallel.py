@@ -13,12 +13,17 @@ Interruptions: helpers leave their terminal's process group, so a Ctrl-C reaches
 which passes each press on to the helpers (the first finishes their update and queues their trial again, as in
 the study's own process). A helper whose parent is gone (``kill -9``) interrupts itself the same way, and one
 that ends abnormally leaves its trial to the study's process, which trains what is left after joining them.
+
+Logging: a helper's records (at the level of the study process's ``lrtune`` logger) are passed to the study's
+process and handled there by the logger of their name, so they look like the study's own (its handlers, its
+format) and go where the user sent the study's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import signal
@@ -31,6 +36,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _WATCH_SECONDS = 1.0
+_sent: list[Any] = []  # in a helper: the queue its log records go to
 
 
 @contextlib.contextmanager
@@ -40,19 +46,33 @@ def helpers(count: int, target: Callable[[Any], None], spec: Any, threads: int) 
     SIGINT before waiting; each Ctrl-C while waiting is passed on too. Yields the processes."""
     context = multiprocessing.get_context("spawn")
     parent = os.getpid()
+    records: Any = context.Queue()
+    log = (records, logging.getLogger("lrtune").getEffectiveLevel())
     procs = [
-        context.Process(target=_helper, args=(target, spec, threads, parent), name=f"lrtune-helper-{i + 1}")
+        context.Process(target=_helper, args=(target, spec, threads, parent, log), name=f"lrtune-helper-{i + 1}")
         for i in range(count)
     ]
-    for p in procs:
-        p.start()
+    listener = logging.handlers.QueueListener(records, _Dispatch())
+    listener.start()
     try:
-        yield procs
-    except BaseException:
-        _signal(procs)
-        _join(procs, interrupted=True)
-        raise
-    _join(procs)
+        for p in procs:
+            p.start()
+        try:
+            yield procs
+        except BaseException:
+            _signal(procs)
+            _join(procs, interrupted=True)
+            raise
+        _join(procs)
+    finally:
+        listener.stop()  # (the records the helpers sent before they ended are handled first)
+
+
+class _Dispatch(logging.Handler):
+    """Handles a helper's record in this process, by the logger of its name (its handlers, its format)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
 
 
 def _signal(procs: list[Any]) -> None:
@@ -80,9 +100,18 @@ def _join(procs: list[Any], interrupted: bool = False) -> None:
         raise KeyboardInterrupt
 
 
-def _helper(target: Callable[[Any], None], spec: Any, threads: int, parent: int) -> None:
-    """A helper process's body: its own process group, torch's threads, a watch on its parent, then the work."""
+def _helper(
+    target: Callable[[Any], None], spec: Any, threads: int, parent: int, log: tuple[Any, int] | None = None
+) -> None:
+    """A helper process's body: its own process group, its log records sent to the parent (``log``: a queue and
+    the level), torch's threads, a watch on its parent, then the work."""
     os.setpgrp()
+    if log is not None:
+        records, level = log
+        _sent.append(records)
+        root = logging.getLogger()
+        root.handlers[:] = [logging.handlers.QueueHandler(records)]
+        root.setLevel(level)
     # a Ctrl-C passed on, or the watch below, must interrupt the work, also where SIGINT was ignored when the study
     # started (a background job of a shell without job control): the interrupt is how a helper stops cleanly
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -105,4 +134,6 @@ def _watch(parent: int) -> None:
     its parent is gone."""
     while os.getppid() == parent:
         time.sleep(_WATCH_SECONDS)
+    for records in _sent:  # nobody reads them any more: ending must not wait to send them
+        records.cancel_join_thread()
     os.kill(os.getpid(), signal.SIGINT)
