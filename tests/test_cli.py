@@ -73,6 +73,21 @@ def test_train_and_rerun_from_config(tmp_path: Path) -> None:
     assert (tmp_path / "again" / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
 
 
+def test_train_into_a_run_names_the_flags(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A run already in --out is never replaced unasked; the message names this command's flags."""
+    args = ["train", "--workload", "digits", "--steps", "3", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    before = (tmp_path / "r" / "run.json").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    line = " ".join(capsys.readouterr().out.split())
+    assert line.endswith("resume it (--resume), overwrite it (--overwrite) or choose another --out"), line
+    assert main([*args, "--resume"]) == 2  # finished, without a checkpoint
+    line = " ".join(capsys.readouterr().out.split())
+    assert line.endswith("no checkpoint to resume from: overwrite it (--overwrite) or choose another --out"), line
+    assert (tmp_path / "r" / "run.json").read_bytes() == before
+
+
 def test_train_bad_input_and_workloads(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("LRTUNE_CACHE", str(tmp_path))
     assert main(["train", "--workload", "imagenet", "--steps", "5"]) == 2

@@ -203,6 +203,17 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     return _override(base, flags, args.workload_option, resume=args.resume)
 
 
+# what the library's messages about an out_dir ask for, as this command's flags
+_FLAGS = {"resume it": "resume it (--resume)", "overwrite it": "overwrite it (--overwrite)", "out_dir": "--out"}
+
+
+def _with_flags(message: str) -> str:
+    """A message of :func:`lrtune.train` about its out_dir, naming this command's flags."""
+    for said, flag in _FLAGS.items():
+        message = message.replace(said, flag)
+    return message
+
+
 def _train_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -252,7 +263,7 @@ def _train_command(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError, OSError) as e:
         _stop(progress)
-        console.print(f"[red]lrtune train:[/red] {e}", soft_wrap=True)
+        console.print(f"[red]lrtune train:[/red] {_with_flags(str(e))}", soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         _stop(progress)
