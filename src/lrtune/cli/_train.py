@@ -245,7 +245,7 @@ def _train_command(args: argparse.Namespace) -> int:
             unit = "tok" if "tokens" in line else "ex"
             seen["items"] += line.get("tokens", line.get("examples", 0))
             rate = seen["items"] / max(time.perf_counter() - seen["start"], 1e-9)
-            info = f"loss {line['loss']:.4f}  lr {line['lr']:.3g}  {rate:,.0f} {unit}/s"
+            info = f"loss {line['loss']:.4g}  lr {line['lr']:.3g}  {rate:,.0f} {unit}/s"
             progress.update(task, completed=line["step"], info=info)
         else:
             progress.console.print(f"update {line['step']}: {_metrics(line['eval'])}")
