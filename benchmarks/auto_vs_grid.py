@@ -31,6 +31,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,70 +131,82 @@ def run_case(case: Case, batch: int, seed: int, root: Path, report_only: bool) -
     return {"grid": {f"{lr:.6g}": v for lr, v in sorted(grid.items())}, "grid_runs": len(grid), "auto": found}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that pick the cases and where their runs are (``auto_rungs.py`` takes the same)."""
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--batches", type=int, nargs="+", default=None, help="only these of each case's two")
     parser.add_argument("--out", type=Path, default=Path("out/auto_vs_grid"))
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch's threads (a run's losses depend on them)")
     parser.add_argument(
         "--steps", type=int, default=None, help="every case's budget (default: each case's own); its rows say so"
     )
-    parser.add_argument("--report", action="store_true", help="only the table, from the runs already there")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+
+
+def case_runs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Iterator[tuple[str, Case, int, int, Path]]:
+    """Set up logging and torch's threads as the options say, then each case's key, case, batch, seed and folder."""
+    if args.steps is not None and args.steps < 4:
+        parser.error(f"--steps must be at least 4, got {args.steps}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("lrtune").setLevel(logging.WARNING)
-    logging.getLogger("lrtune.study._auto").setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    rows = []
-    if args.steps is not None and args.steps < 4:
-        parser.error(f"--steps must be at least 4, got {args.steps}")
     for key in args.cases:
         case = CASES[key] if args.steps is None else dataclasses.replace(CASES[key], steps=args.steps)
         budget = "" if args.steps is None else f"_T{args.steps}"  # a budget of its own: runs of their own
-        results = {}
         for batch in [b for b in case.batches if args.batches is None or b in args.batches]:
             for seed in args.seeds:
-                root = args.out / key / f"b{batch}_s{seed}{budget}"
-                logger.info("%s, batch %d, seed %d", key, batch, seed)
-                results[(batch, seed)] = run_case(case, batch, seed, root, args.report)
-        for (batch, seed), found in results.items():
-            if found is None:
-                continue
-            grid = {float(k): v for k, v in found["grid"].items()}
-            best_lr = min(grid, key=grid.__getitem__)
-            others = [r for (b, s), r in results.items() if b == batch and s != seed and r is not None]
-            spread = 0.0
-            for other in others:  # the same LR's loss under the other seed
-                value = {float(k): v for k, v in other["grid"].items()}.get(best_lr)
-                if value is not None and math.isfinite(value):
-                    spread = max(spread, abs(value - grid[best_lr]) / grid[best_lr])
-            a = found["auto"]
-            gap = (a["valid_loss"] / grid[best_lr] - 1) if a["valid_loss"] is not None else math.inf
-            compute = a["updates"] / (found["grid_runs"] * case.steps)
-            rows.append(
-                {
-                    "case": key,
-                    "steps": case.steps,
-                    "batch": batch,
-                    "seed": seed,
-                    "grid_best_lr": best_lr,
-                    "grid_best": grid[best_lr],
-                    "grid_runs": found["grid_runs"],
-                    "seed_spread": spread,
-                    "auto_lr": a["lr"],
-                    "auto_loss": a["valid_loss"],
-                    "gap": gap,
-                    "compute": compute,
-                    "holds": gap <= max(0.02, spread) and compute <= 0.20,
-                    "weak": a["weak"],
-                    "threads": a.get("threads"),
-                }
-            )
+                yield key, case, batch, seed, args.out / key / f"b{batch}_s{seed}{budget}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_case_arguments(parser)
+    parser.add_argument("--report", action="store_true", help="only the table, from the runs already there")
+    args = parser.parse_args()
+    results: dict[tuple[str, int, int], Any] = {}
+    cases: dict[str, Case] = {}
+    for key, case, batch, seed, root in case_runs(parser, args):
+        logger.info("%s, batch %d, seed %d", key, batch, seed)
+        results[(key, batch, seed)] = run_case(case, batch, seed, root, args.report)
+        cases[key] = case
+    rows = []
+    for (key, batch, seed), found in results.items():
+        if found is None:
+            continue
+        case = cases[key]
+        grid = {float(k): v for k, v in found["grid"].items()}
+        best_lr = min(grid, key=grid.__getitem__)
+        others = [r for (k, b, s), r in results.items() if (k, b) == (key, batch) and s != seed and r is not None]
+        spread = 0.0
+        for other in others:  # the same LR's loss under the other seed
+            value = {float(k): v for k, v in other["grid"].items()}.get(best_lr)
+            if value is not None and math.isfinite(value):
+                spread = max(spread, abs(value - grid[best_lr]) / grid[best_lr])
+        a = found["auto"]
+        gap = (a["valid_loss"] / grid[best_lr] - 1) if a["valid_loss"] is not None else math.inf
+        compute = a["updates"] / (found["grid_runs"] * case.steps)
+        rows.append(
+            {
+                "case": key,
+                "steps": case.steps,
+                "batch": batch,
+                "seed": seed,
+                "grid_best_lr": best_lr,
+                "grid_best": grid[best_lr],
+                "grid_runs": found["grid_runs"],
+                "seed_spread": spread,
+                "auto_lr": a["lr"],
+                "auto_loss": a["valid_loss"],
+                "gap": gap,
+                "compute": compute,
+                "holds": gap <= max(0.02, spread) and compute <= 0.20,
+                "weak": a["weak"],
+                "threads": a.get("threads"),
+            }
+        )
     print(
         "| workload | batch | seed | grid best (LR) | auto (LR) | gap | seed spread | compute | holds | weak evidence |"
     )
