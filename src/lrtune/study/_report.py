@@ -426,7 +426,7 @@ whose mean final validation loss is within 2 % of the best setting's (at or belo
 {_recipe_rows(summary)}
 </table>
 <p>Compute: {len(summary["runs"])} runs, {compute["updates"]} optimizer updates, {compute["seconds"]:.0f} s of
-training; {summary["diverged_runs"]} diverged.</p>
+training summed over the runs (parallel workers' runs overlap in time); {summary["diverged_runs"]} diverged.</p>
 {figures_html}
 </body></html>
 """
