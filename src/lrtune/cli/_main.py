@@ -416,8 +416,8 @@ def _plain_summary(summary: dict[str, Any], labels: dict[str, str]) -> Any:
         )
         table = Table(
             title=f"{len(runs)} {kind}, {sum(r['updates'] for r in runs)} updates, "
-            f"{sum(r['seconds'] for r in runs):.0f} s of training (summed over the runs), {sum(r['status'] == 'diverged' for r in runs)} "
-            "diverged" + ("" if last else " (screening)"),
+            f"{sum(r['seconds'] for r in runs):.0f} s of training (summed over the runs), "
+            f"{sum(r['status'] == 'diverged' for r in runs)} diverged" + ("" if last else " (screening)"),
             caption=f"recommendation for {rec['for_steps']} updates: {labels.get(rec['recipe'], rec['recipe'])}, "
             f"peak LR {rec['lr']:.3g}, warm-up {rec['warmup_steps']} updates, {rec['schedule']['name']} (valid loss "
             f"{rec['mean_valid_loss']:.5g})"
