@@ -442,7 +442,7 @@ def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     refused = {
         ("--batch-size", "-3"): "lrtune study: --batch-size must be >= 1, got -3\n",
         ("--out", str(tmp_path / "afile")): f"lrtune study: --out {tmp_path / 'afile'} is a file, not a directory\n",
-        ("--workload", "nosuch"): "lrtune study: workload 'nosuch' is not one of",
+        ("--workload", "nosuch"): "lrtune study: --workload 'nosuch' is not one of",
     }
     for (flag, value), line in refused.items():
         args = ["study", "--workload", "digits", "--out", str(tmp_path / "k"), flag, value]

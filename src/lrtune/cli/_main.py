@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..schedules import Schedule, from_spec
 from ._data import add_data_commands
-from ._train import UsageError, add_train_commands, add_workload_option, json_object
+from ._train import UsageError, add_train_commands, add_workload_option, json_object, name_flags, with_flags
 
 __all__ = ["main"]
 
@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--out", type=Path, default=Path("auto"))
     auto.add_argument("--overwrite", action="store_true", help="replace a choice in --out made for other settings")
     auto.set_defaults(func=_auto_command)
+    name_flags(parser)
     return parser
 
 
@@ -271,7 +272,7 @@ def _auto_command(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
             )
     except (ValueError, OSError) as e:
-        console.print(f"[red]lrtune auto:[/red] {e}", soft_wrap=True)
+        console.print(f"[red]lrtune auto:[/red] {with_flags(e, args)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[red]lrtune auto:[/red] interrupted; the same command continues the candidate runs")
@@ -366,7 +367,7 @@ def _study_command(args: argparse.Namespace) -> int:
                 jobs=args.jobs,
             )
     except (ValueError, OSError) as e:
-        console.print(f"[red]lrtune study:[/red] {e}", soft_wrap=True)
+        console.print(f"[red]lrtune study:[/red] {with_flags(e, args)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         left = total - sum(done_in.values()) if total else None
@@ -497,7 +498,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
                 lr_from_range_test=args.lr_from_range_test,
             )
     except (ValueError, OSError, json.JSONDecodeError) as e:
-        console.print(f"[red]lrtune sweep:[/red] {e}", soft_wrap=True)
+        console.print(f"[red]lrtune sweep:[/red] {with_flags(e, args)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print(
@@ -571,7 +572,7 @@ def _find_lr_command(args: argparse.Namespace) -> int:
         curve = {**dataclasses.asdict(result), "suggestions": suggestions, "workload": args.workload}
         write_json(png.with_suffix(".json"), curve)
     except (ValueError, OSError) as e:
-        console.print(f"[red]lrtune find-lr:[/red] {e}", soft_wrap=True)
+        console.print(f"[red]lrtune find-lr:[/red] {with_flags(e, args)}", soft_wrap=True)
         return 2
     console.print(f"wrote {png} and {png.with_suffix('.json')}")
     return 0
@@ -601,7 +602,7 @@ def _report_command(args: argparse.Namespace) -> int:
     try:
         path = write_report(args.runs, args.out, labels=args.labels)
     except (OSError, ValueError) as e:
-        console.print(f"[red]lrtune report:[/red] {e}")
+        console.print(f"[red]lrtune report:[/red] {with_flags(e, args)}")
         return 2
     console.print(f"wrote {path}")
     return 0

@@ -203,15 +203,35 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     return _override(base, flags, args.workload_option, resume=args.resume)
 
 
-# what the library's messages about an out_dir ask for, as this command's flags
-_FLAGS = {"resume it": "resume it (--resume)", "overwrite it": "overwrite it (--overwrite)", "out_dir": "--out"}
+# what the library's messages about an out_dir ask for, as flags (where the command has them)
+_PHRASES = {
+    "resume it": ("--resume", "resume it (--resume)"),
+    "overwrite it": ("--overwrite", "overwrite it (--overwrite)"),
+    "out_dir": ("--out", "--out"),
+}
 
 
-def _with_flags(message: str) -> str:
-    """A message of :func:`lrtune.train` about its out_dir, naming this command's flags."""
-    for said, flag in _FLAGS.items():
-        message = message.replace(said, flag)
+def with_flags(error: object, args: argparse.Namespace) -> str:
+    """A message of the library in the command's terms: a leading parameter name that is one of the command's
+    options becomes its flag (``seeds must be >= 1`` → ``--seeds must be >= 1``), and what it says to do with
+    an out_dir names the flags that do it."""
+    message, flags = str(error), getattr(args, "flags", {})
+    name, space, rest = message.partition(" ")
+    if space and name in flags:
+        message = f"{flags[name]} {rest}"
+    for said, (flag, instead) in _PHRASES.items():
+        if flag in flags.values():
+            message = message.replace(said, instead)
     return message
+
+
+def name_flags(parser: argparse.ArgumentParser) -> None:
+    """Record on each command of ``parser`` (``args.flags``) its options' flags by parameter name."""
+    for action in parser._actions:  # (argparse keeps its subcommands there only)
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                flags = {a.dest: a.option_strings[-1] for a in command._actions if a.option_strings}
+                command.set_defaults(flags=flags)
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -230,7 +250,7 @@ def _train_command(args: argparse.Namespace) -> int:
         config = _run_config(args)
         workload = get_workload(config.pop("workload"), **config.pop("workload_options", {}))
     except (ValueError, TypeError, OSError) as e:
-        console.print(f"[red]lrtune train:[/red] {e}", soft_wrap=True)
+        console.print(f"[red]lrtune train:[/red] {with_flags(e, args)}", soft_wrap=True)
         return EXIT_USAGE
     steps = int(config["steps"]) if isinstance(config["steps"], int) else 0
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
@@ -263,7 +283,7 @@ def _train_command(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError, OSError) as e:
         _stop(progress)
-        console.print(f"[red]lrtune train:[/red] {_with_flags(str(e))}", soft_wrap=True)
+        console.print(f"[red]lrtune train:[/red] {with_flags(e, args)}", soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         _stop(progress)
