@@ -98,6 +98,11 @@ def test_resume_without_a_checkpoint(digits: Digits, tmp_path: Path, caplog: pyt
         record = lrtune.train(digits, optimizer={"name": "adam"}, steps=10, out_dir=tmp_path / "partial", resume=True)
     assert record.status == "completed"
     assert "starts again from update 0" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # nothing there at all: it says so, and starts
+        record = lrtune.train(digits, optimizer={"name": "adam"}, steps=10, out_dir=tmp_path / "new", resume=True)
+    assert record.status == "completed"
+    assert f"no run to resume in {tmp_path / 'new'}: the run starts from update 0" in caplog.text
 
 
 def test_seconds_count_every_segment(tmp_path: Path) -> None:

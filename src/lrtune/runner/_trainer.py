@@ -481,6 +481,8 @@ def _prepare(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool
             )
         if present:
             logger.warning("no checkpoint in %s: the run starts again from update 0", out / "checkpoints")
+        else:  # (a command that always resumes, e.g. after a preemption, starts this way the first time)
+            logger.warning("no run to resume in %s: the run starts from update 0", out)
         return
     path, state = found
     saved = state.get("config")
