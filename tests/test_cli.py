@@ -86,6 +86,12 @@ def test_train_into_a_run_names_the_flags(tmp_path: Path, capsys) -> None:  # ty
     line = " ".join(capsys.readouterr().out.split())
     assert line.endswith("no checkpoint to resume from: overwrite it (--overwrite) or choose another --out"), line
     assert (tmp_path / "r" / "run.json").read_bytes() == before
+    (tmp_path / "afile").write_text("mine\n")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "r"):  # a file, or under one: refused before any work
+        assert main(["train", "--workload", "digits", "--steps", "3", "--out", str(out)]) == 2
+        line = " ".join(capsys.readouterr().out.split())
+        assert line.startswith(f"lrtune train: --out {out}") and line.endswith("is a file, not a directory"), line
+    assert (tmp_path / "afile").read_text() == "mine\n"
 
 
 def test_train_bad_input_and_workloads(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -439,10 +439,12 @@ def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert capsys.readouterr().out == f"lrtune study: --jobs must be >= 1, got {jobs}\n"
     assert not (tmp_path / "j").exists()
     (tmp_path / "afile").write_text("mine\n")
+    under = tmp_path / "afile" / "sub"
     refused = {
         ("--batch-size", "-3"): "lrtune study: --batch-size must be >= 1, got -3\n",
         ("--out", str(tmp_path / "afile")): f"lrtune study: --out {tmp_path / 'afile'} is a file, not a directory\n",
         ("--workload", "nosuch"): "lrtune study: --workload 'nosuch' is not one of",
+        ("--out", str(under)): f"lrtune study: --out {under}: {tmp_path / 'afile'} is a file, not a directory\n",
     }
     for (flag, value), line in refused.items():
         args = ["study", "--workload", "digits", "--out", str(tmp_path / "k"), flag, value]

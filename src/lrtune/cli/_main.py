@@ -16,7 +16,15 @@ from typing import Any
 from .. import __version__
 from ..schedules import Schedule, from_spec
 from ._data import add_data_commands
-from ._train import UsageError, add_train_commands, add_workload_option, json_object, name_flags, with_flags
+from ._train import (
+    UsageError,
+    add_train_commands,
+    add_workload_option,
+    check_out,
+    json_object,
+    name_flags,
+    with_flags,
+)
 
 __all__ = ["main"]
 
@@ -255,6 +263,7 @@ def _auto_command(args: argparse.Namespace) -> int:
 
     console = Console()
     try:
+        check_out(args.out)
         with console.status(f"lrtune auto on {args.workload}: range test and candidate LRs"):
             result = auto(
                 args.workload,
@@ -334,8 +343,7 @@ def _study_command(args: argparse.Namespace) -> int:
         check_steps("--jobs", args.jobs, minimum=1)  # bad arguments are refused before the progress bar is drawn
         if args.batch_size is not None:
             check_steps("--batch-size", args.batch_size, minimum=1)
-        if args.out.exists() and not args.out.is_dir():
-            raise ValueError(f"--out {args.out} is a file, not a directory")
+        check_out(args.out)
         _target(args.workload)  # a name that is no workload, a module that does not import
         space = study_space(preset)
         screening = grid_size(space)
@@ -460,6 +468,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"))
     try:
+        check_out(args.out)
         options = _workload_options(args.workload_option, args.workload)
         enqueue = [json.loads(e) if e.lstrip().startswith("{") else e for e in args.enqueue]
         space = _space_file(args.space)

@@ -225,6 +225,17 @@ def with_flags(error: object, args: argparse.Namespace) -> str:
     return message
 
 
+def check_out(path: Path) -> None:
+    """Refuse an ``--out`` that cannot be a folder (a file, or a path under one) before any work: ``ValueError``
+    naming it."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == path else f": {folder}"
+                raise ValueError(f"--out {path}{where} is a file, not a directory")
+            return
+
+
 def name_flags(parser: argparse.ArgumentParser) -> None:
     """Record on each command of ``parser`` (``args.flags``) its options' flags by parameter name."""
     for action in parser._actions:  # (argparse keeps its subcommands there only)
@@ -247,6 +258,8 @@ def _train_command(args: argparse.Namespace) -> int:
             raise UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
         if (args.resume or args.overwrite or args.checkpoint_every is not None) and args.out is None:
             raise UsageError("--resume, --overwrite and --checkpoint-every need --out")
+        if args.out is not None:
+            check_out(args.out)
         config = _run_config(args)
         workload = get_workload(config.pop("workload"), **config.pop("workload_options", {}))
     except (ValueError, TypeError, OSError) as e:
