@@ -312,12 +312,13 @@ def test_a_retried_trial_is_not_the_failed_runs_so_no_worker_fails_it_as_dead_wh
 
 
 def test_a_trial_whose_worker_died_before_marking_it_is_not_waited_for_forever(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A worker killed between taking a trial and marking it leaves it running with no process named and no
     heartbeat: neither the process check nor Optuna's stale-heartbeat check sees it, and a study waiting for its
     running trials waited forever. Unmarked past the grace period, it is gone: not waited for, failed, and queued
     again only if it had a setting (an enqueued one); one that drew nothing is not."""
+    import logging
     import time
 
     from lrtune.tune import _storage
@@ -333,6 +334,13 @@ def test_a_trial_whose_worker_died_before_marking_it_is_not_waited_for_forever(
     running = [t.number for t in live_running_trials(study)]
     assert running == [enqueued.number, fresh.number, marked.number]  # within the grace: may still be marked
     assert fail_dead_workers(study, storage) == []
+    monkeypatch.setattr(_storage, "UNMARKED_NOTICE", 0.1)  # unmarked a while: a wait for them says why, once
+    time.sleep(0.2)
+    with caplog.at_level(logging.WARNING, logger="lrtune"):
+        live_running_trials(study)
+        live_running_trials(study)
+    told = [r.getMessage() for r in caplog.records if "no worker has marked it" in r.getMessage()]
+    assert [m.split(" is running")[0] for m in told] == [f"s, trial {enqueued.number}", f"s, trial {fresh.number}"]
     monkeypatch.setattr(_storage, "UNMARKED_GRACE", 0.2)
     time.sleep(0.3)
     assert [t.number for t in live_running_trials(study)] == [marked.number]

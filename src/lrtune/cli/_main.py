@@ -240,11 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--candidates",
         type=int,
         default=3,
-        help="peak LRs around the range tests' estimate, trained on the real schedule and compared after a short "
-        "cooldown (more are tried past one that wins at the edge)",
+        help="how many peak LRs to compare: the range tests' estimate and LRs --spacing decades apart above it, "
+        "each trained on the real schedule and compared after a short cooldown; one that wins at the edge of those "
+        "tried gets more beyond it, unless it leads its neighbour by under 1 %% (then the neighbour); default 3",
     )
-    auto.add_argument("--spacing", type=float, default=0.3, help="decades between candidate LRs")
-    auto.add_argument("--repeats", type=int, default=2, help="LR range tests (seeds) behind the LR estimate")
+    auto.add_argument("--spacing", type=float, default=0.3, help="decades between candidate LRs (default 0.3)")
+    auto.add_argument(
+        "--repeats", type=int, default=2, help="LR range tests (seeds) behind the LR estimate (default 2)"
+    )
     auto.add_argument("--seed", type=int, default=0)
     add_workload_option(auto)
     auto.add_argument("--train", action="store_true", help="also train the chosen config for the whole budget")
@@ -387,12 +390,9 @@ def _study_command(args: argparse.Namespace) -> int:
         return 130
     console.print(_plain_summary(summary, LABELS))
     if summary.get("recommendation"):
-        from ..study._report import edge_note, horizon_note
+        from ..study._report import horizon_note
 
         console.print(horizon_note(summary), soft_wrap=True)
-        edge = edge_note(summary)
-        if edge:
-            console.print(f"[yellow]At the edge of the grid:[/yellow] {edge}", soft_wrap=True)
     if summary.get("missing"):
         console.print(f"{len(summary['missing'])} grid points have no finished run yet: {summary['missing']}")
     console.print(f"report: {args.out / 'report.html'}; numbers: {args.out / 'summary.json'}")

@@ -227,6 +227,7 @@ def _is_dead(worker: dict[str, Any]) -> bool:
 # that died between taking it and marking it, before any heartbeat, which neither Optuna's stale-heartbeat check
 # nor the process check sees.
 UNMARKED_GRACE = 120.0
+UNMARKED_NOTICE = 10.0  # unmarked this long, a trial that is waited for is named, with the reason
 
 
 def _sqlite(study: Any) -> bool:
@@ -236,14 +237,19 @@ def _sqlite(study: Any) -> bool:
     return isinstance(url, str) and url.startswith("sqlite")
 
 
+def _age(trial: Any) -> float:
+    """Seconds since ``trial`` started, by this host's clock (0 when it has no start)."""
+    start = trial.datetime_start
+    return (datetime.datetime.now() - start).total_seconds() if start is not None else 0.0
+
+
 def _gone(trial: Any, sqlite: bool) -> bool:
     """Whether a running trial's worker is certainly gone: a process on this host that no longer exists, or (in a
     SQLite storage) no worker's mark ``UNMARKED_GRACE`` seconds after the trial started."""
     worker = trial.user_attrs.get("worker")
     if isinstance(worker, dict):
         return _is_dead(worker)
-    start = trial.datetime_start
-    return sqlite and start is not None and (datetime.datetime.now() - start).total_seconds() > UNMARKED_GRACE
+    return sqlite and _age(trial) > UNMARKED_GRACE
 
 
 def live_running_trials(study: Any) -> list[Any]:
@@ -254,7 +260,22 @@ def live_running_trials(study: Any) -> list[Any]:
         optuna().storages.fail_stale_trials(study)
     running = study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,))
     sqlite = _sqlite(study)
-    return [t for t in running if not _gone(t, sqlite)]
+    live = [t for t in running if not _gone(t, sqlite)]
+    for t in live:  # one unmarked for a while (a worker marks a trial at once): say why this waits
+        key = (study.study_name, t.number)
+        if sqlite and "worker" not in t.user_attrs and key not in _told and _age(t) > UNMARKED_NOTICE:
+            _told.add(key)
+            logger.warning(
+                "%s, trial %d is running but no worker has marked it: if none does within %.0f s of its start (a "
+                "worker killed as it took it), it is treated as dead",
+                study.study_name,
+                t.number,
+                UNMARKED_GRACE,
+            )
+    return live
+
+
+_told: set[tuple[str, int]] = set()  # the unmarked trials already warned of
 
 
 def fail_dead_workers(study: Any, storage: Any) -> list[int]:
@@ -278,9 +299,9 @@ def fail_dead_workers(study: Any, storage: Any) -> list[int]:
     for number in failed:
         trial = study.get_trials(deepcopy=True)[number]
         if "worker" not in trial.user_attrs and not trial.params and "fixed_params" not in trial.system_attrs:
-            logger.warning("trial %d: its worker died before it drew a setting; failed", number)
+            logger.warning("%s, trial %d: its worker died before it drew a setting; failed", study.study_name, number)
             continue
-        logger.warning("trial %d: its worker process is gone; failed and queued again", number)
+        logger.warning("%s, trial %d: its worker process is gone; failed and queued again", study.study_name, number)
         if retry is not None:
             retry(study, trial)
     return failed
