@@ -467,6 +467,19 @@ def test_study_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: 
     assert len(study.trials) == 2
 
 
+def test_study_command_run_again_counts_its_finalists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished study run again trains nothing, and its progress bar counts every run, the finalists too."""
+    preset = Preset(("adam",), (0.5, 2.0), (0,), (8,), 64, 1, None, diagnostics=False, target_steps=16, finalists=1)
+    monkeypatch.setitem(PRESETS, "quick", preset)
+    args = ["study", "--workload", "digits", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "3/3" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "3/3" in capsys.readouterr().out  # (it read 2/3: the finalist was not counted)
+
+
 def test_a_study_with_two_horizons_reports_whether_its_ranking_holds(tmp_path: Path) -> None:
     preset = Preset(("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (20, 80), 64, 2, None, diagnostics=False)
     summary = run_study("digits", preset=preset, out=tmp_path, report=True)

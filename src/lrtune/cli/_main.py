@@ -328,7 +328,7 @@ def _study_command(args: argparse.Namespace) -> int:
     from .._validate import check_steps
     from ..study import run_study, study_space
     from ..study._report import LABELS
-    from ..study._study import _remaining, grid_size, resolve_preset, with_target
+    from ..study._study import _completed, _remaining, grid_size, resolve_preset, with_target
     from ..tune._samplers import make_sampler
     from ..workloads._resolve import _target
     from ._train import _workload_options
@@ -353,6 +353,9 @@ def _study_command(args: argparse.Namespace) -> int:
         total = screening + preset.final_runs
         grid = make_sampler("grid", 0, space)
         done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
+        if preset.final_runs:  # the finalists already trained (a study run again)
+            final = f"study-{name}-final-{preset.horizon}"
+            done_in[final] = min(preset.final_runs, _completed(args.storage, args.out, final))
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
             what = f"study {args.preset} on {args.workload}, for {preset.horizon} updates"
             task = progress.add_task(what, total=total, completed=sum(done_in.values()), info="")
@@ -361,7 +364,8 @@ def _study_command(args: argparse.Namespace) -> int:
                 if study.study_name == f"study-{name}":
                     done_in[study.study_name] = screening - grid.remaining(study)
                 else:  # the finalists, trained to the target
-                    done_in[study.study_name] = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+                    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+                    done_in[study.study_name] = min(preset.final_runs, done)
                 progress.update(task, completed=sum(done_in.values()), info=_best_so_far(study))
 
             summary = run_study(

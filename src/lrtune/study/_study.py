@@ -665,6 +665,19 @@ def _remaining(storage: str | None, out_dir: Path, name: str, space: dict[str, A
     return int(make_sampler("grid", 0, space).remaining(study))
 
 
+def _completed(storage: str | None, out_dir: Path, name: str) -> int:
+    """Trials completed in the study ``name`` (0 for one not begun)."""
+    import optuna
+
+    if storage is None and not (out_dir / "lrtune.db").is_file():
+        return 0
+    try:
+        study = optuna.load_study(study_name=name, storage=storage or default_storage(out_dir))
+    except Exception:  # not begun, or a storage that run_sweep will refuse with a clear message
+        return 0
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+
+
 def _table(settings: list[dict[str, Any]], runs: list[dict[str, Any]], horizon: int) -> dict[str, Any] | None:
     """Per recipe at one horizon: its best setting (mean over seeds), the LRs within 2 % of the best, the runs
     reaching the target (1.02 × the best mean) and how soon; None when nothing at that horizon is finite. Sets each
