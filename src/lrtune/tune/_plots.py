@@ -74,15 +74,20 @@ def plot_sweep(study: Any, out_dir: Path) -> list[Path]:
 
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.simplefilter("ignore", UserWarning)  # Optuna's plots warn when a panel has nothing to show
-        try:
-            save(optuna.visualization.matplotlib.plot_optimization_history(study).figure, "history.png")
-        except (ValueError, RuntimeError) as e:
-            logger.info("no optimization history plot: %s", e)
-        try:
-            save(optuna.visualization.matplotlib.plot_param_importances(study).figure, "importances.png")
-        except (ValueError, RuntimeError, ZeroDivisionError) as e:
-            logger.info("no parameter importances (too few or too uniform trials): %s", e)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its plots log each diverged trial they leave out
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)  # Optuna's plots warn when a panel has nothing to show
+            try:
+                save(optuna.visualization.matplotlib.plot_optimization_history(study).figure, "history.png")
+            except (ValueError, RuntimeError) as e:
+                logger.info("no optimization history plot: %s", e)
+            try:
+                save(optuna.visualization.matplotlib.plot_param_importances(study).figure, "importances.png")
+            except (ValueError, RuntimeError, ZeroDivisionError) as e:
+                logger.info("no parameter importances (too few or too uniform trials): %s", e)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     return written
