@@ -244,7 +244,7 @@ def test_auto_never_replaces_a_choice_for_other_settings_unasked(
     assert main(args) == 2
     assert "holds an auto choice for settings not recorded" in capsys.readouterr().out
     assert main([*args[:-1], str(tmp_path / "auto.json")]) == 2
-    assert f"out must be a folder, got {tmp_path / 'auto.json'} (a file)" in capsys.readouterr().out
+    assert f"lrtune auto: --out {tmp_path / 'auto.json'} is a file, not a directory" in capsys.readouterr().out
 
 
 def test_auto_returns_a_config_that_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

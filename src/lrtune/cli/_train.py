@@ -220,7 +220,7 @@ def with_flags(error: object, args: argparse.Namespace) -> str:
     if space and name in flags:
         message = f"{flags[name]} {rest}"
     for said, (flag, instead) in _PHRASES.items():
-        if flag in flags.values():
+        if flag in flags.values() and flag not in message:  # (a message that names the flag already is kept)
             message = message.replace(said, instead)
     return message
 
