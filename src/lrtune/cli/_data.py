@@ -34,9 +34,10 @@ tokenizers) go to $LRTUNE_CACHE, else $XDG_CACHE_HOME/lrtune, else ~/.cache/lrtu
 LRTUNE_SHAKESPEARE name a file to read instead; a workload's data_path= option names one for that run."""
 
 
-def _console() -> Any:
-    """A rich console; when the output is not a terminal (a pipe, a log) and ``COLUMNS`` is unset, wide enough
-    that paths and commands are not folded at 80 columns (tables take only the width they need)."""
+def make_console() -> Any:
+    """Every command's rich console; when the output is not a terminal (a pipe, a log) and ``COLUMNS`` is unset,
+    wide enough that paths, commands and table rows are not folded at 80 columns (tables take only the width they
+    need)."""
     from rich.console import Console
 
     console = Console()
@@ -70,7 +71,7 @@ def _workloads_command(args: argparse.Namespace) -> int:
 
     from ..workloads import WORKLOADS, registered_workloads, resolve_workload
 
-    console = _console()
+    console = make_console()
     table = Table(title="lrtune workloads", box=box.SIMPLE_HEAD)
     for column in ("name", "metric", "parameters", "step hint"):  # kept whole; the data column wraps
         numeric = column in ("parameters", "step hint")
@@ -112,7 +113,7 @@ def _status_command(args: argparse.Namespace) -> int:
 
     from ..workloads import WORKLOADS, cache_dir, data_dir
 
-    console = _console()
+    console = make_console()
     table = Table(title="lrtune data", box=box.SIMPLE_HEAD)
     table.add_column("workload", no_wrap=True)
     table.add_column("data", overflow="fold")
@@ -131,7 +132,7 @@ def _fetch_command(args: argparse.Namespace) -> int:
 
     from ..workloads import WORKLOADS, DataPathError, FetchError, data_dir, fetch_data
 
-    console = _console()
+    console = make_console()
 
     def fail(message: str) -> None:
         console.print(f"[red]lrtune data fetch:[/red] {escape(message)}", highlight=False, soft_wrap=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import __version__
 from ..schedules import Schedule, from_spec
-from ._data import add_data_commands
+from ._data import add_data_commands, make_console
 from ._train import (
     UsageError,
     add_train_commands,
@@ -53,10 +53,9 @@ def key_points(schedule: Schedule, steps: int) -> list[tuple[str, int, float]]:
 
 
 def _schedule_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     try:
         schedule = from_spec(_load_spec(args.spec))
     except (ValueError, TypeError) as e:
@@ -259,12 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _auto_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from ..study import auto
     from ._train import _workload_options
 
-    console = Console()
+    console = make_console()
     try:
         check_out(args.out)
         with console.status(f"lrtune auto on {args.workload}: range test and candidate LRs"):
@@ -315,7 +313,6 @@ def _study_command(args: argparse.Namespace) -> int:
 
     import matplotlib
     import optuna
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -335,7 +332,7 @@ def _study_command(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    console = Console()
+    console = make_console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"))
     total = 0
     done_in: dict[str, int] = {}
@@ -461,12 +458,11 @@ def _best_so_far(study: Any) -> str:
 
 def _sweep_command(args: argparse.Namespace) -> int:
     import optuna
-    from rich.console import Console
 
     from ..tune import run_sweep
     from ._train import _workload_options
 
-    console = Console()
+    console = make_console()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -546,7 +542,6 @@ def _space_file(path: Path) -> dict[str, Any]:
 
 def _find_lr_command(args: argparse.Namespace) -> int:
     import matplotlib
-    from rich.console import Console
 
     matplotlib.use("Agg")
     from .._json import write_json
@@ -554,7 +549,7 @@ def _find_lr_command(args: argparse.Namespace) -> int:
     from ..workloads import batch_size_for, get_workload
     from ._train import _workload_options
 
-    console = Console()
+    console = make_console()
     try:
         png = _png_path(args.out)
         try:  # before the test: a folder that cannot be made is refused before anything trains
@@ -606,12 +601,11 @@ def _png_path(given: str | Path) -> Path:
 
 def _report_command(args: argparse.Namespace) -> int:
     import matplotlib
-    from rich.console import Console
 
     matplotlib.use("Agg")
     from ..diagnostics import write_report
 
-    console = Console()
+    console = make_console()
     try:
         path = write_report(args.runs, args.out, labels=args.labels)
     except (OSError, ValueError) as e:

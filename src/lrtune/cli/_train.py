@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._data import make_console
+
 __all__ = ["EXIT_DIVERGED", "EXIT_INTERRUPTED", "EXIT_USAGE", "add_train_commands"]
 
 EXIT_USAGE = 2
@@ -246,13 +248,12 @@ def name_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..runner import train
     from ..workloads import get_workload
 
-    console = Console()
+    console = make_console()
     try:
         if args.resume and args.overwrite:
             raise UsageError("--resume continues the run in --out and --overwrite replaces it: give one")
