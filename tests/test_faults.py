@@ -130,7 +130,9 @@ def test_a_study_interrupted_twice_completes_every_grid_point_once(tmp_path: Pat
     assert summary["missing"] == []
     points = collections.Counter((r["recipe"], r["lr"], r["seed"]) for r in summary["runs"] if r["steps"] == 60)
     assert len(points) == 18 and set(points.values()) == {1}  # 6 recipes × 3 LRs × 1 seed, each once
-    assert len([r for r in summary["runs"] if r["steps"] == 400]) == 3  # the finalists, trained to the target
+    assert len([r for r in summary["runs"] if r["study"] == "study-quick-final-400"]) == 3  # the finalists
+    for step in summary["beyond"]:  # and any run beyond the grid's edge, each once
+        assert len([r for r in summary["runs"] if r["study"] == step["study"]]) == 1
     trials = _trials(url, name)
     assert max(_trained(trials).values()) == 1  # no configuration trained twice
     # the points whose trials were interrupted: completed later with the value an uninterrupted run gives (on one
@@ -224,7 +226,9 @@ def test_a_study_with_two_jobs_survives_ctrl_c_and_kill_9_and_trains_each_point_
     assert summary["missing"] == []
     points = collections.Counter((r["recipe"], r["lr"], r["seed"]) for r in summary["runs"] if r["steps"] == 1500)
     assert len(points) == 18 and set(points.values()) == {1}  # branches at 1200 + 300 of cooldown, each once
-    assert len([r for r in summary["runs"] if r["steps"] == 10000]) == 2  # the finalists
+    assert len([r for r in summary["runs"] if r["study"] == "study-quick-final-10000"]) == 2  # the finalists
+    for step in summary["beyond"]:  # and any run beyond the grid's edge, each once
+        assert len([r for r in summary["runs"] if r["study"] == step["study"]]) == 1
     trials = _trials(url, name)
     assert max(_trained(trials).values()) == 1  # nothing trained twice, by either process
 

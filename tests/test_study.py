@@ -20,7 +20,7 @@ import lrtune
 from lrtune.cli import main
 from lrtune.cli._main import _plain_summary
 from lrtune.study import PRESETS, Preset, auto, run_study, study_space
-from lrtune.study._report import LABELS, horizon_note
+from lrtune.study._report import LABELS, edge_note, horizon_note
 from lrtune.study._study import grid_size
 
 SLICE = {"max_train_pairs": 2000, "max_eval_pairs": 24, "vocab_size": 1000, "bleu_pairs": 8}
@@ -125,7 +125,6 @@ def test_summary_and_recommendation(study_dir: Path) -> None:
 def test_a_best_lr_at_the_edge_of_its_grid_is_flagged() -> None:
     """The best LR of a recipe is flagged when it is the largest or smallest its grid tried (at any horizon:
     finalists are a subset), not when LRs on both sides were tried."""
-    from lrtune.study._report import edge_note
     from lrtune.study._study import _table
 
     def setting(lr: float, loss: float, steps: int = 100) -> dict[str, Any]:
@@ -442,6 +441,7 @@ def test_study_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     under = tmp_path / "afile" / "sub"
     refused = {
         ("--batch-size", "-3"): "lrtune study: --batch-size must be >= 1, got -3\n",
+        ("--beyond", "-1"): "lrtune study: --beyond must be an integer >= 0, got -1\n",
         ("--out", str(tmp_path / "afile")): f"lrtune study: --out {tmp_path / 'afile'} is a file, not a directory\n",
         ("--workload", "nosuch"): "lrtune study: --workload 'nosuch' is not one of",
         ("--out", str(under)): f"lrtune study: --out {under}: {tmp_path / 'afile'} is a file, not a directory\n",
@@ -475,9 +475,12 @@ def test_study_command_run_again_counts_its_finalists(
     monkeypatch.setitem(PRESETS, "quick", preset)
     args = ["study", "--workload", "digits", "--out", str(tmp_path)]
     assert main(args) == 0
-    assert "3/3" in capsys.readouterr().out
+    beyond = json.loads((tmp_path / "summary.json").read_text())["beyond"]
+    assert beyond  # a grid of two LRs: its best is at an edge, so the study trains beyond it, and counts that too
+    runs = 3 + len(beyond)
+    assert f"{runs}/{runs}" in capsys.readouterr().out
     assert main(args) == 0
-    assert "3/3" in capsys.readouterr().out  # (it read 2/3: the finalist was not counted)
+    assert f"{runs}/{runs}" in capsys.readouterr().out  # (it read 2/3: the finalist was not counted)
 
 
 def test_a_study_with_two_horizons_reports_whether_its_ranking_holds(tmp_path: Path) -> None:
@@ -552,7 +555,9 @@ def test_a_target_beyond_the_screening_trains_the_best_settings_that_long(tmp_pa
     """Screening at 20 updates, the recommendation for 80: the best screened setting and the best at a
     neighbouring LR are trained for 80 (their whole schedule stretched), the recommendation is the best of them
     there, and transfer is reported."""
-    preset = Preset(("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0, 1), (20,), 64, 2, None, diagnostics=False, finalists=2)
+    preset = Preset(
+        ("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0, 1), (20,), 64, 2, None, diagnostics=False, finalists=2, beyond=0
+    )  # fmt: skip
     summary = run_study("digits", preset=preset, out=tmp_path, target_steps=80)
     screening = [s for s in summary["settings"] if s["steps"] == 20]
     final = [s for s in summary["settings"] if s["steps"] == 80]
@@ -589,7 +594,7 @@ def test_a_branch_screening_continues_its_best_runs_to_the_target(tmp_path: Path
     runs, bit for bit, as trained from update 0 — and the recommendation is the best of them at 80."""
     preset = Preset(
         ("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (1,), 64, 1, None, diagnostics=False, target_steps=80,
-        finalists=2, branch=(0.25, 0.1),
+        finalists=2, branch=(0.25, 0.1), beyond=0,
     )  # fmt: skip
     assert preset.steps == (28,) and preset.branch_steps == (20, 8)  # steps: the branches' length
     summary = run_study("digits", preset=preset, out=tmp_path)
@@ -664,7 +669,7 @@ def test_a_study_with_two_jobs_is_the_study_with_one(tmp_path: Path, monkeypatch
     point once, the finalists chosen from them, and the same numbers as one job at one thread."""
     preset = Preset(
         ("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (1,), 64, 1, None, diagnostics=False, target_steps=200,
-        finalists=2, branch=(0.25, 0.1),
+        finalists=2, branch=(0.25, 0.1), beyond=0,
     )  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -699,7 +704,7 @@ def test_the_finalist_left_for_the_last_turn_trains_at_every_thread_after_the_ot
     ended, at both threads (not at one beside an idle core)."""
     preset = Preset(
         ("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (1,), 64, 1, None, diagnostics=False, target_steps=300,
-        finalists=3, branch=(0.25, 0.1),
+        finalists=3, branch=(0.25, 0.1), beyond=0,
     )  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -718,6 +723,53 @@ def test_the_finalist_left_for_the_last_turn_trains_at_every_thread_after_the_ot
     last, others = by_rank[-1], by_rank[:-1]
     began = last.datetime_complete.timestamp() - last.user_attrs["train_seconds"]
     assert all(began >= t.datetime_complete.timestamp() - 0.5 for t in others)  # the cores to itself
+
+
+def test_a_best_lr_at_the_edge_of_its_grid_is_tried_beyond_it_at_the_target(tmp_path: Path) -> None:
+    """Two LRs, so the best setting at the target is at an edge of those its recipe tried: the study trains the
+    next LR beyond it (a grid step further, from update 0 to the target) while the best is at that edge,
+    Preset.beyond times at most, after its helpers, at all the threads; run again, it trains nothing. With
+    beyond=0 the edge is only flagged."""
+    preset = Preset(("adam",), (0.3, 1.0), (0,), (20,), 64, 1, None, diagnostics=False, target_steps=80, finalists=1)
+    summary = run_study("digits", preset=preset, out=tmp_path / "S", jobs=2)
+    beyond, rec = summary["beyond"], summary["recommendation"]
+    assert 1 <= len(beyond) <= preset.beyond and summary["missing"] == []
+    (finalist,) = [r for r in summary["runs"] if r["study"] == "study-custom-final-80"]
+    assert beyond[0]["of"] == finalist["lr"]  # the one finalist, at an edge of the grid's two LRs
+    for step in beyond:
+        assert step["lr"] == pytest.approx(step["of"] * (1 / 0.3 if step["edge"] == "largest" else 0.3))  # a grid step
+        (run,) = [r for r in summary["runs"] if r["study"] == step["study"]]
+        assert run["lr"] == pytest.approx(step["lr"], rel=1e-12) and run["steps"] == 80
+        assert run["threads"] == torch.get_num_threads()  # at every thread
+        assert run["updates"] == 80 or run["status"] == "diverged"  # from update 0
+    assert rec["lr_at_edge"] is None or len(beyond) == preset.beyond  # it stops once the best is inside
+    at_target = [r["valid_loss"] for r in summary["runs"] if r["steps"] == 80 and math.isfinite(r["valid_loss"])]
+    assert rec["mean_valid_loss"] == min(at_target)  # the runs beyond are candidates like the finalists
+    page = (tmp_path / "S" / "report.html").read_text()
+    assert "Beyond the grid: the best setting at the target was at an edge of its LRs" in page
+    again = run_study("digits", preset=preset, out=tmp_path / "S", report=False)
+    assert again["beyond"] == beyond and again["recommendation"] == rec and again["compute"] == summary["compute"]
+
+    flagged = run_study("digits", preset=dataclasses.replace(preset, beyond=0), out=tmp_path / "F", report=False)
+    assert flagged["beyond"] == [] and flagged["recommendation"]["lr_at_edge"] in ("largest", "smallest")
+    assert "the study did not try one" in (edge_note(flagged) or "")
+
+
+def test_the_next_lr_beyond_an_edge_is_a_grid_step_further() -> None:
+    from lrtune.study._study import beyond_point
+
+    cell = json.dumps({"lr": 0.3, "optimizer": "adam"}, sort_keys=True)
+    summary = {
+        "recommendation": {"recipe": "adam", "lr": 1e-3, "lr_at_edge": "smallest"},
+        "recipes": {"adam": {"lrs_tried": [1e-3, 4e-3, 1.6e-2], "cell": cell}},
+    }
+    point = beyond_point(summary, seed=7)
+    assert point is not None and point["edge"] == "smallest" and point["lr"] == pytest.approx(2.5e-4)
+    assert point["params"] == {"lr": pytest.approx(0.075), "optimizer": "adam", "seed": 7}
+    summary["recommendation"]["lr_at_edge"] = None
+    assert beyond_point(summary, seed=7) is None
+    with pytest.raises(ValueError, match="beyond must be an integer >= 0, got -1"):
+        dataclasses.replace(PRESETS["quick"], beyond=-1)
 
 
 def test_jobs_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

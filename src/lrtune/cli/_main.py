@@ -210,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         "more and miss less)",
     )
     study.add_argument(
+        "--beyond",
+        type=int,
+        default=None,
+        help="when the best setting at the target has its recipe's largest (smallest) LR, train it with the LR a "
+        "grid step further, while it stays best there, this many times at most (default: the preset's, 2; 0: "
+        "only flag it)",
+    )
+    study.add_argument(
         "--batch-size",
         type=int,
         default=None,
@@ -325,7 +333,7 @@ def _study_command(args: argparse.Namespace) -> int:
     from .._validate import check_steps
     from ..study import run_study, study_space
     from ..study._report import LABELS
-    from ..study._study import _completed, _remaining, grid_size, resolve_preset, with_target
+    from ..study._study import _beyond_studies, _completed, _remaining, grid_size, resolve_preset, with_target
     from ..tune._samplers import make_sampler
     from ..workloads._resolve import _target
     from ._train import _workload_options
@@ -339,7 +347,7 @@ def _study_command(args: argparse.Namespace) -> int:
     try:
         options = _workload_options(args.workload_option, args.workload)
         name, preset = resolve_preset(args.preset, args.seeds)
-        preset = with_target(preset, args.target_steps, args.finalists)
+        preset = with_target(preset, args.target_steps, args.finalists, args.beyond)
         check_steps("--jobs", args.jobs, minimum=1)  # bad arguments are refused before the progress bar is drawn
         if args.batch_size is not None:
             check_steps("--batch-size", args.batch_size, minimum=1)
@@ -350,20 +358,27 @@ def _study_command(args: argparse.Namespace) -> int:
         total = screening + preset.final_runs
         grid = make_sampler("grid", 0, space)
         done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
-        if preset.final_runs:  # the finalists already trained (a study run again)
+        if preset.final_runs:  # the finalists already trained (a study run again), and any runs beyond the grid
             final = f"study-{name}-final-{preset.horizon}"
             done_in[final] = min(preset.final_runs, _completed(args.storage, args.out, final))
+            done_in |= _beyond_studies(args.storage, args.out, name, preset.horizon)
+            total += len(done_in) - 2
+        beyond = f"study-{name}-beyond-{preset.horizon}-"
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
             what = f"study {args.preset} on {args.workload}, for {preset.horizon} updates"
             task = progress.add_task(what, total=total, completed=sum(done_in.values()), info="")
 
             def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                nonlocal total
+                done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
                 if study.study_name == f"study-{name}":
                     done_in[study.study_name] = screening - grid.remaining(study)
+                elif study.study_name.startswith(beyond):  # a run beyond the grid's edge: one more than planned
+                    total += study.study_name not in done_in
+                    done_in[study.study_name] = min(1, done)
                 else:  # the finalists, trained to the target
-                    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
                     done_in[study.study_name] = min(preset.final_runs, done)
-                progress.update(task, completed=sum(done_in.values()), info=_best_so_far(study))
+                progress.update(task, total=total, completed=sum(done_in.values()), info=_best_so_far(study))
 
             summary = run_study(
                 args.workload,
@@ -373,6 +388,7 @@ def _study_command(args: argparse.Namespace) -> int:
                 seeds=args.seeds,
                 target_steps=args.target_steps,
                 finalists=args.finalists,
+                beyond=args.beyond,
                 batch_size=args.batch_size,
                 workload_options=options,
                 callbacks=[advance],
@@ -382,6 +398,10 @@ def _study_command(args: argparse.Namespace) -> int:
         console.print(f"[red]lrtune study:[/red] {with_flags(e, args)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
+        if total and preset.final_runs:  # a run beyond the grid's edge that was training: one more left
+            begun = _beyond_studies(args.storage, args.out, name, preset.horizon)
+            total += len(begun.keys() - done_in.keys())
+            done_in |= begun
         left = total - sum(done_in.values()) if total else None
         console.print(
             f"[red]lrtune study:[/red] interrupted with {left} of {total} runs left; nothing finished is lost: run the "
@@ -391,9 +411,11 @@ def _study_command(args: argparse.Namespace) -> int:
         return 130
     console.print(_plain_summary(summary, LABELS))
     if summary.get("recommendation"):
-        from ..study._report import horizon_note
+        from ..study._report import beyond_note, horizon_note
 
         console.print(horizon_note(summary), soft_wrap=True)
+        if note := beyond_note(summary):
+            console.print(note, soft_wrap=True)
     if summary.get("missing"):
         console.print(f"{len(summary['missing'])} grid points have no finished run yet: {summary['missing']}")
     console.print(f"report: {args.out / 'report.html'}; numbers: {args.out / 'summary.json'}")

@@ -229,11 +229,32 @@ def edge_note(summary: dict[str, Any]) -> str | None:
     tried = (summary.get("recipes") or {}).get(rec["recipe"], {}).get("lrs_tried") or []
     among = f" ({', '.join(f'{lr:.3g}' for lr in tried)})" if tried else ""
     beyond = "larger" if edge == "largest" else "smaller"
+    steps = [b for b in summary.get("beyond") or [] if b["recipe"] == rec["recipe"]]
+    if steps:  # the study looked beyond its grid, and ran out of steps with the best still at the edge
+        return (
+            f"The recommended peak LR, {rec['lr']:.3g}, is the {edge} of those its recipe tried{among}, after "
+            f"{len(steps)} step{'s' * (len(steps) > 1)} beyond its grid (the study's limit, Preset(beyond=...)): a "
+            f"{beyond} one may be better still. Widen the grid (Preset(lr_factors=...)) before relying on this LR."
+        )
     return (
         f"The recommended peak LR, {rec['lr']:.3g}, is the {edge} of those its recipe's grid tried{among}: a "
         f"{beyond} one may be better, and the study did not try one. Widen the grid (--preset standard: 5 LRs over "
-        "two decades; or Preset(lr_factors=...)) before relying on this LR."
+        "two decades; or Preset(lr_factors=...)), or let a study with finalists look beyond it (--beyond), before "
+        "relying on this LR."
     )
+
+
+def beyond_note(summary: dict[str, Any]) -> str | None:
+    """A sentence on the runs the study added beyond an edge of its grid (None when there were none)."""
+    steps = summary.get("beyond") or []
+    if not steps:
+        return None
+    each = "; ".join(
+        f"{LABELS.get(b['recipe'], b['recipe'])} at {b['lr']:.3g} ({b['of']:.3g} was the {b['edge']} tried)"
+        for b in steps
+    )
+    edge = "the best setting at the target was at an edge of its LRs"
+    return f"Beyond the grid: {edge}, so the study also trained {each}."
 
 
 def horizon_note(summary: dict[str, Any]) -> str:
@@ -392,6 +413,9 @@ def write_study_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
             + "</p>"
         )
         recommendation = recommendation.replace("</p>", f"<br>{html.escape(horizon_note(summary))}</p>", 1)
+        extra = beyond_note(summary)
+        if extra:
+            recommendation = recommendation.replace("</p>", f"<br>{html.escape(extra)}</p>", 1)
         edge = edge_note(summary)
         if edge:
             recommendation = recommendation.replace(

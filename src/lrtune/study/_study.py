@@ -68,6 +68,11 @@ class Preset:
     short-horizon bias can reorder settings (a peak LR ahead after 50 or 100 updates may stall by 400 or 800, or
     the reverse), so the answer is measured at the horizon it is for.
 
+    ``beyond``: with finalists, when the best setting at the target has the largest (or smallest) peak LR its
+    recipe tried, the study trains one more there with the next LR beyond it (a grid step further, its whole
+    schedule from update 0), and again while the best is at that edge, ``beyond`` times at most: a recommendation is
+    never an edge of the LRs tried unless the study says that it ran out of steps (see ``summary["beyond"]``).
+
     ``branch=(a, c)`` (fractions of ``target_steps``; needs a target beyond the screening) screens by branches
     instead of by whole short runs: each setting trains its target-length schedule (warm-up as long as there) to
     update round(a·target), checkpointed, then a branch of it decays the LR linearly to 0 over round(c·target)
@@ -88,6 +93,7 @@ class Preset:
     target_steps: int | None = None
     finalists: int = 3
     branch: tuple[float, float] | None = None
+    beyond: int = 2
 
     def __post_init__(self) -> None:
         if self.branch is not None:
@@ -112,6 +118,8 @@ class Preset:
             )
         if not isinstance(self.finalists, int) or self.finalists < 1:
             raise ValueError(f"finalists must be an integer >= 1, got {self.finalists!r}")
+        if not isinstance(self.beyond, int) or isinstance(self.beyond, bool) or self.beyond < 0:
+            raise ValueError(f"beyond must be an integer >= 0, got {self.beyond!r}")
 
     def _set_branch_steps(self) -> None:
         branch = self.branch
@@ -240,10 +248,12 @@ def resolve_preset(preset: str | Preset, seeds: int | None = None) -> tuple[str,
     return (preset if isinstance(preset, str) else "custom"), chosen
 
 
-def with_target(preset: Preset, target_steps: int | None, finalists: int | None = None) -> Preset:
+def with_target(
+    preset: Preset, target_steps: int | None, finalists: int | None = None, beyond: int | None = None
+) -> Preset:
     """``preset`` whose recommendation is for ``target_steps`` updates, choosing among ``finalists`` settings
-    trained that long (None: the preset's own)."""
-    changes = {"target_steps": target_steps, "finalists": finalists}
+    trained that long and up to ``beyond`` runs beyond the grid's edge (None: the preset's own)."""
+    changes = {"target_steps": target_steps, "finalists": finalists, "beyond": beyond}
     changes = {k: v for k, v in changes.items() if v is not None}
     return Preset(**{**asdict(preset), **changes}) if changes else preset
 
@@ -275,6 +285,7 @@ def run_study(
     callbacks: list[Any] | None = None,
     report: bool = True,
     jobs: int = 1,
+    beyond: int | None = None,
 ) -> dict[str, Any]:
     """Run (or continue) the study and write ``OUT/summary.json`` and ``OUT/report.html``; returns the summary
     (where a diverged run's loss is ``math.inf``; summary.json, strict JSON, has null there).
@@ -282,7 +293,10 @@ def run_study(
     ``seeds`` overrides the preset's number of seeds, ``target_steps`` the number of updates the recommendation
     is for (see :class:`Preset`: longer than the screening runs, the best ``finalists`` are trained that long,
     under ``OUT/final``); ``finalists`` overrides the preset's number of them (more cost more and miss less: a
-    setting the screening ranked below the finalists is never trained to the target). ``workload_options`` go to
+    setting the screening ranked below the finalists is never trained to the target). When the best setting at
+    the target has its recipe's largest (smallest) LR, the study also trains it with the LR beyond, under
+    ``OUT/beyond`` (``beyond`` times at most, default the preset's; see :class:`Preset`; ``summary["beyond"]``
+    lists them). ``workload_options`` go to
     the workload (translation's ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial
     callbacks (e.g. a progress bar).
 
@@ -296,7 +310,7 @@ def run_study(
     """
     jobs = check_steps("jobs", jobs, minimum=1)
     name, chosen = resolve_preset(preset, seeds)
-    chosen = with_target(chosen, target_steps, finalists)
+    chosen = with_target(chosen, target_steps, finalists, beyond)
     options = dict(workload_options or {})
     if workload == "translation-de-en" and chosen.bleu_pairs is not None:
         options.setdefault("bleu_pairs", chosen.bleu_pairs)
@@ -315,9 +329,11 @@ def run_study(
             study, final = _in_turn(plan, task, callbacks)
         else:
             study, final = _with_helpers(plan, task, callbacks)
-    sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
-    if final is not None:
-        sources.append((final[0], plan.out_dir / "final", plan.final_space, final[1]))
+        sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
+        looked: list[dict[str, Any]] = []
+        if final is not None:
+            sources.append((final[0], plan.out_dir / "final", plan.final_space, final[1]))
+            looked = _look_beyond(plan, task, sources, callbacks)
     summary = analyse_runs(sources, plan.out_dir)
     centres = plan.centring(task).get("lr_centres") or study.user_attrs["range_test"]["lr"]
     branch = plan.branch
@@ -332,6 +348,8 @@ def run_study(
         },
         "preset": name,
         "preset_settings": asdict(chosen),
+        # the runs beyond an edge of the grid that the best setting at the target was at (see Preset.beyond)
+        "beyond": looked,
         # how the screening compared the settings: whole runs of ``steps`` updates, or branches of the target's runs
         "screening": (
             {"kind": "branch", "at": branch[0], "cooldown": branch[1], "of_steps": chosen.horizon, "steps": sum(branch)}
@@ -482,6 +500,62 @@ def _with_helpers(
         if plan.preset.has_final:
             _finish(plan, task, study, callbacks, results=False)
     return _in_turn(plan, task, callbacks)
+
+
+def beyond_point(summary: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """The next run beyond the grid's edge for a study's analysis: None unless its recommended peak LR is the
+    largest (smallest) its recipe tried; else the recommended setting's grid point (``params``, seed ``seed``) with
+    its LR a grid step further (the ratio to the LR tried beside it), and that ``lr``."""
+    rec = summary.get("recommendation") or {}
+    edge = rec.get("lr_at_edge")
+    if edge not in ("largest", "smallest"):
+        return None
+    info = summary["recipes"][rec["recipe"]]
+    tried = info["lrs_tried"]
+    step = rec["lr"] / (tried[-2] if edge == "largest" else tried[1])
+    cell = json.loads(info["cell"])
+    params = {**cell, "lr": cell["lr"] * step, "seed": seed}
+    return {"recipe": rec["recipe"], "edge": edge, "of": rec["lr"], "lr": rec["lr"] * step, "params": params}
+
+
+def _look_beyond(plan: _Plan, task: Any, sources: list[Source], callbacks: list[Any] | None) -> list[dict[str, Any]]:
+    """While the best setting at the target is at an edge of its recipe's LRs (``plan.preset.beyond`` times at
+    most): train it to the target with the LR a grid step beyond, from update 0, in a study of its own (named by
+    the point, so a study run again finds it), with every thread of this process, after the helpers are gone.
+    Appends each to ``sources``; returns what was tried."""
+    import hashlib
+
+    preset, tried = plan.preset, []
+    for _ in range(preset.beyond):
+        point = beyond_point(analyse_runs(sources, plan.out_dir), preset.seeds[0])
+        if point is None:
+            break
+        params = point["params"]
+        key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+        name, out = f"study-{plan.name}-beyond-{preset.horizon}-{key}", plan.out_dir / "beyond" / key
+        space = {k: [v] for k, v in params.items()}
+        logger.info(
+            "the best setting at the target, %s at %.3g, is the %s LR its recipe tried: training %.3g too",
+            point["recipe"], point["of"], point["edge"], point["lr"],
+        )  # fmt: skip
+        study = run_sweep(
+            task,
+            space,
+            trials=None,
+            out=out,
+            study=name,
+            steps=preset.horizon,
+            lr_centres={point["recipe"]: point["lr"]},  # the space's one LR is this one
+            threads=lambda params: plan.threads,
+            evals_per_trial=preset.evals,
+            results=False,
+            **plan.common(callbacks),
+        )
+        sources.append((study, out, space, None))
+        tried.append({k: point[k] for k in ("recipe", "edge", "of", "lr")} | {"study": name})
+        if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+            break  # another worker sharing the storage holds it: the next step depends on its outcome
+    return tried
 
 
 def _share(threads: int, runs: int) -> int:
@@ -676,6 +750,20 @@ def _completed(storage: str | None, out_dir: Path, name: str) -> int:
     except Exception:  # not begun, or a storage that run_sweep will refuse with a clear message
         return 0
     return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+
+
+def _beyond_studies(storage: str | None, out_dir: Path, name: str, horizon: int) -> dict[str, int]:
+    """The study's runs beyond its grid's edge so far (see :func:`_look_beyond`): study name → 1 once completed."""
+    import optuna
+
+    if storage is None and not (out_dir / "lrtune.db").is_file():
+        return {}
+    url = storage or default_storage(out_dir)
+    try:
+        names = [n for n in optuna.get_all_study_names(url) if n.startswith(f"study-{name}-beyond-{horizon}-")]
+    except Exception:  # a storage that run_sweep will refuse with a clear message
+        return {}
+    return {n: min(1, _completed(storage, out_dir, n)) for n in names}
 
 
 def _table(settings: list[dict[str, Any]], runs: list[dict[str, Any]], horizon: int) -> dict[str, Any] | None:
