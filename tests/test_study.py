@@ -24,7 +24,7 @@ from lrtune.study._report import LABELS, edge_note, horizon_note
 from lrtune.study._study import grid_size
 
 SLICE = {"max_train_pairs": 2000, "max_eval_pairs": 24, "vocab_size": 1000, "bleu_pairs": 8}
-SMOKE = Preset(("adam", "adam_warmup"), (0.3, 1.0), (0, 1), (12,), 400, 2, 8)
+SMOKE = Preset(("adam", "adam_warmup"), (0.3, 1.0), (0, 1), (12,), 400, 2, 8, beyond=0)  # its edge is only flagged
 
 
 class Interrupt(Exception):
@@ -746,13 +746,33 @@ def test_a_best_lr_at_the_edge_of_its_grid_is_tried_beyond_it_at_the_target(tmp_
     at_target = [r["valid_loss"] for r in summary["runs"] if r["steps"] == 80 and math.isfinite(r["valid_loss"])]
     assert rec["mean_valid_loss"] == min(at_target)  # the runs beyond are candidates like the finalists
     page = (tmp_path / "S" / "report.html").read_text()
-    assert "Beyond the grid: the best setting at the target was at an edge of its LRs" in page
+    assert "Beyond the grid: the recommended setting was at an edge of the LRs its recipe tried" in page
     again = run_study("digits", preset=preset, out=tmp_path / "S", report=False)
     assert again["beyond"] == beyond and again["recommendation"] == rec and again["compute"] == summary["compute"]
 
     flagged = run_study("digits", preset=dataclasses.replace(preset, beyond=0), out=tmp_path / "F", report=False)
     assert flagged["beyond"] == [] and flagged["recommendation"]["lr_at_edge"] in ("largest", "smallest")
     assert "the study did not try one" in (edge_note(flagged) or "")
+
+
+def test_a_study_without_finalists_looks_beyond_with_all_its_seeds(tmp_path: Path) -> None:
+    """No target beyond the screening: the setting beyond the edge is run like the grid's, at its horizon with
+    every seed, and compared by the seeds' mean."""
+    preset = Preset(("adam",), (0.3, 1.0), (0, 1), (10, 20), 64, 1, None, diagnostics=False, beyond=1)
+    summary = run_study("digits", preset=preset, out=tmp_path, report=False)
+    (step,) = summary["beyond"]  # two LRs: the best is at an edge; one step at most
+    runs = [r for r in summary["runs"] if r["study"] == step["study"]]
+    assert sorted(r["seed"] for r in runs) == [0, 1] and {r["steps"] for r in runs} == {20}
+    assert all(r["lr"] == pytest.approx(step["lr"], rel=1e-12) for r in runs)
+    beyond = [s for s in summary["settings"] if s["trials"] and s["steps"] == 20 and s["lr"] == runs[0]["lr"]]
+    assert len(beyond) == 1 and beyond[0]["seeds"] == 2  # one setting, the mean of its seeds
+    rec = summary["recommendation"]
+    finite = [
+        s["mean_valid_loss"] for s in summary["settings"] if s["steps"] == 20 and math.isfinite(s["mean_valid_loss"])
+    ]
+    assert rec["for_steps"] == 20 and rec["mean_valid_loss"] == min(finite)
+    assert summary["transfer"]["pairs"][0]["cells"] == 2  # the grid's settings, run at both horizons
+    assert summary["missing"] == []
 
 
 def test_the_next_lr_beyond_an_edge_is_a_grid_step_further() -> None:
@@ -763,11 +783,11 @@ def test_the_next_lr_beyond_an_edge_is_a_grid_step_further() -> None:
         "recommendation": {"recipe": "adam", "lr": 1e-3, "lr_at_edge": "smallest"},
         "recipes": {"adam": {"lrs_tried": [1e-3, 4e-3, 1.6e-2], "cell": cell}},
     }
-    point = beyond_point(summary, seed=7)
+    point = beyond_point(summary)
     assert point is not None and point["edge"] == "smallest" and point["lr"] == pytest.approx(2.5e-4)
-    assert point["params"] == {"lr": pytest.approx(0.075), "optimizer": "adam", "seed": 7}
+    assert point["params"] == {"lr": pytest.approx(0.075), "optimizer": "adam"}
     summary["recommendation"]["lr_at_edge"] = None
-    assert beyond_point(summary, seed=7) is None
+    assert beyond_point(summary) is None
     with pytest.raises(ValueError, match="beyond must be an integer >= 0, got -1"):
         dataclasses.replace(PRESETS["quick"], beyond=-1)
 

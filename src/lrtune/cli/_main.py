@@ -358,12 +358,14 @@ def _study_command(args: argparse.Namespace) -> int:
         total = screening + preset.final_runs
         grid = make_sampler("grid", 0, space)
         done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
-        if preset.final_runs:  # the finalists already trained (a study run again), and any runs beyond the grid
+        if preset.final_runs:  # the finalists already trained (a study run again)
             final = f"study-{name}-final-{preset.horizon}"
             done_in[final] = min(preset.final_runs, _completed(args.storage, args.out, final))
-            done_in |= _beyond_studies(args.storage, args.out, name, preset.horizon)
-            total += len(done_in) - 2
+        each = 1 if preset.final_runs else len(preset.seeds)  # the runs of a setting beyond the grid's edge
         beyond = f"study-{name}-beyond-{preset.horizon}-"
+        begun = _beyond_studies(args.storage, args.out, name, preset.horizon)  # (a study run again)
+        done_in |= {n: min(each, done) for n, done in begun.items()}
+        total += each * len(begun)
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
             what = f"study {args.preset} on {args.workload}, for {preset.horizon} updates"
             task = progress.add_task(what, total=total, completed=sum(done_in.values()), info="")
@@ -373,9 +375,9 @@ def _study_command(args: argparse.Namespace) -> int:
                 done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
                 if study.study_name == f"study-{name}":
                     done_in[study.study_name] = screening - grid.remaining(study)
-                elif study.study_name.startswith(beyond):  # a run beyond the grid's edge: one more than planned
-                    total += study.study_name not in done_in
-                    done_in[study.study_name] = min(1, done)
+                elif study.study_name.startswith(beyond):  # a setting beyond the grid's edge: more than planned
+                    total += each * (study.study_name not in done_in)
+                    done_in[study.study_name] = min(each, done)
                 else:  # the finalists, trained to the target
                     done_in[study.study_name] = min(preset.final_runs, done)
                 progress.update(task, total=total, completed=sum(done_in.values()), info=_best_so_far(study))
@@ -398,10 +400,10 @@ def _study_command(args: argparse.Namespace) -> int:
         console.print(f"[red]lrtune study:[/red] {with_flags(e, args)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        if total and preset.final_runs:  # a run beyond the grid's edge that was training: one more left
+        if total:  # a setting beyond the grid's edge that was training: its runs are left too
             begun = _beyond_studies(args.storage, args.out, name, preset.horizon)
-            total += len(begun.keys() - done_in.keys())
-            done_in |= begun
+            total += each * len(begun.keys() - done_in.keys())
+            done_in |= {n: min(each, done) for n, done in begun.items()}
         left = total - sum(done_in.values()) if total else None
         console.print(
             f"[red]lrtune study:[/red] interrupted with {left} of {total} runs left; nothing finished is lost: run the "

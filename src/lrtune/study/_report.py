@@ -239,8 +239,8 @@ def edge_note(summary: dict[str, Any]) -> str | None:
     return (
         f"The recommended peak LR, {rec['lr']:.3g}, is the {edge} of those its recipe's grid tried{among}: a "
         f"{beyond} one may be better, and the study did not try one. Widen the grid (--preset standard: 5 LRs over "
-        "two decades; or Preset(lr_factors=...)), or let a study with finalists look beyond it (--beyond), before "
-        "relying on this LR."
+        "two decades; or Preset(lr_factors=...)), or let the study look beyond it (--beyond), before relying on "
+        "this LR."
     )
 
 
@@ -253,7 +253,7 @@ def beyond_note(summary: dict[str, Any]) -> str | None:
         f"{LABELS.get(b['recipe'], b['recipe'])} at {b['lr']:.3g} ({b['of']:.3g} was the {b['edge']} tried)"
         for b in steps
     )
-    edge = "the best setting at the target was at an edge of its LRs"
+    edge = "the recommended setting was at an edge of the LRs its recipe tried"
     return f"Beyond the grid: {edge}, so the study also trained {each}."
 
 

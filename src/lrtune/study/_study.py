@@ -68,10 +68,11 @@ class Preset:
     short-horizon bias can reorder settings (a peak LR ahead after 50 or 100 updates may stall by 400 or 800, or
     the reverse), so the answer is measured at the horizon it is for.
 
-    ``beyond``: with finalists, when the best setting at the target has the largest (or smallest) peak LR its
-    recipe tried, the study trains one more there with the next LR beyond it (a grid step further, its whole
-    schedule from update 0), and again while the best is at that edge, ``beyond`` times at most: a recommendation is
-    never an edge of the LRs tried unless the study says that it ran out of steps (see ``summary["beyond"]``).
+    ``beyond``: when the recommended setting has the largest (or smallest) peak LR its recipe tried, the study
+    trains it with the next LR beyond (a grid step further, its whole schedule from update 0, for the horizon the
+    recommendation is for: with the finalists' seed, or without finalists the screening's seeds), and again while
+    the best is at that edge, ``beyond`` times at most: a recommendation is never an edge of the LRs tried unless
+    the study says that it ran out of steps (see ``summary["beyond"]``).
 
     ``branch=(a, c)`` (fractions of ``target_steps``; needs a target beyond the screening) screens by branches
     instead of by whole short runs: each setting trains its target-length schedule (warm-up as long as there) to
@@ -293,8 +294,8 @@ def run_study(
     ``seeds`` overrides the preset's number of seeds, ``target_steps`` the number of updates the recommendation
     is for (see :class:`Preset`: longer than the screening runs, the best ``finalists`` are trained that long,
     under ``OUT/final``); ``finalists`` overrides the preset's number of them (more cost more and miss less: a
-    setting the screening ranked below the finalists is never trained to the target). When the best setting at
-    the target has its recipe's largest (smallest) LR, the study also trains it with the LR beyond, under
+    setting the screening ranked below the finalists is never trained to the target). When the recommended
+    setting has its recipe's largest (smallest) LR, the study also trains it with the LR beyond, under
     ``OUT/beyond`` (``beyond`` times at most, default the preset's; see :class:`Preset`; ``summary["beyond"]``
     lists them). ``workload_options`` go to
     the workload (translation's ``bleu_pairs`` defaults to the preset's). ``callbacks`` are Optuna trial
@@ -330,10 +331,9 @@ def run_study(
         else:
             study, final = _with_helpers(plan, task, callbacks)
         sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
-        looked: list[dict[str, Any]] = []
         if final is not None:
             sources.append((final[0], plan.out_dir / "final", plan.final_space, final[1]))
-            looked = _look_beyond(plan, task, sources, callbacks)
+        looked = _look_beyond(plan, task, sources, callbacks)
     summary = analyse_runs(sources, plan.out_dir)
     centres = plan.centring(task).get("lr_centres") or study.user_attrs["range_test"]["lr"]
     branch = plan.branch
@@ -502,10 +502,10 @@ def _with_helpers(
     return _in_turn(plan, task, callbacks)
 
 
-def beyond_point(summary: dict[str, Any], seed: int) -> dict[str, Any] | None:
-    """The next run beyond the grid's edge for a study's analysis: None unless its recommended peak LR is the
-    largest (smallest) its recipe tried; else the recommended setting's grid point (``params``, seed ``seed``) with
-    its LR a grid step further (the ratio to the LR tried beside it), and that ``lr``."""
+def beyond_point(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The next setting beyond the grid's edge for a study's analysis: None unless its recommended peak LR is the
+    largest (smallest) its recipe tried; else the recommended setting's grid point (``params``, without a seed)
+    with its LR a grid step further (the ratio to the LR tried beside it), and that ``lr``."""
     rec = summary.get("recommendation") or {}
     edge = rec.get("lr_at_edge")
     if edge not in ("largest", "smallest"):
@@ -514,28 +514,29 @@ def beyond_point(summary: dict[str, Any], seed: int) -> dict[str, Any] | None:
     tried = info["lrs_tried"]
     step = rec["lr"] / (tried[-2] if edge == "largest" else tried[1])
     cell = json.loads(info["cell"])
-    params = {**cell, "lr": cell["lr"] * step, "seed": seed}
+    params = {**cell, "lr": cell["lr"] * step}
     return {"recipe": rec["recipe"], "edge": edge, "of": rec["lr"], "lr": rec["lr"] * step, "params": params}
 
 
 def _look_beyond(plan: _Plan, task: Any, sources: list[Source], callbacks: list[Any] | None) -> list[dict[str, Any]]:
-    """While the best setting at the target is at an edge of its recipe's LRs (``plan.preset.beyond`` times at
-    most): train it to the target with the LR a grid step beyond, from update 0, in a study of its own (named by
-    the point, so a study run again finds it), with every thread of this process, after the helpers are gone.
-    Appends each to ``sources``; returns what was tried."""
+    """While the recommended setting is at an edge of its recipe's LRs (``plan.preset.beyond`` times at most):
+    train it with the LR a grid step beyond, for the horizon the recommendation is for, from update 0 (with the
+    finalists' seed, or without finalists the screening's seeds), in a study of its own (named by the point, so a
+    study run again finds it), at every thread of this process, after the helpers are gone. Appends each to
+    ``sources``; returns what was tried."""
     import hashlib
 
     preset, tried = plan.preset, []
+    seeds = list(preset.seeds[:1] if preset.has_final else preset.seeds)
     for _ in range(preset.beyond):
-        point = beyond_point(analyse_runs(sources, plan.out_dir), preset.seeds[0])
+        point = beyond_point(analyse_runs(sources, plan.out_dir))
         if point is None:
             break
-        params = point["params"]
-        key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+        space = {k: [v] for k, v in point["params"].items()} | {"seed": seeds}
+        key = hashlib.sha1(json.dumps(space, sort_keys=True).encode()).hexdigest()[:10]
         name, out = f"study-{plan.name}-beyond-{preset.horizon}-{key}", plan.out_dir / "beyond" / key
-        space = {k: [v] for k, v in params.items()}
         logger.info(
-            "the best setting at the target, %s at %.3g, is the %s LR its recipe tried: training %.3g too",
+            "the best setting for the target, %s at %.3g, is the %s LR its recipe tried: training %.3g too",
             point["recipe"], point["of"], point["edge"], point["lr"],
         )  # fmt: skip
         study = run_sweep(
@@ -553,8 +554,8 @@ def _look_beyond(plan: _Plan, task: Any, sources: list[Source], callbacks: list[
         )
         sources.append((study, out, space, None))
         tried.append({k: point[k] for k in ("recipe", "edge", "of", "lr")} | {"study": name})
-        if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
-            break  # another worker sharing the storage holds it: the next step depends on its outcome
+        if sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)) < len(seeds):
+            break  # another worker sharing the storage holds a run of it: the next step depends on its outcome
     return tried
 
 
@@ -753,7 +754,7 @@ def _completed(storage: str | None, out_dir: Path, name: str) -> int:
 
 
 def _beyond_studies(storage: str | None, out_dir: Path, name: str, horizon: int) -> dict[str, int]:
-    """The study's runs beyond its grid's edge so far (see :func:`_look_beyond`): study name → 1 once completed."""
+    """The study's settings beyond its grid's edge so far (see :func:`_look_beyond`): study name → runs completed."""
     import optuna
 
     if storage is None and not (out_dir / "lrtune.db").is_file():
@@ -763,7 +764,7 @@ def _beyond_studies(storage: str | None, out_dir: Path, name: str, horizon: int)
         names = [n for n in optuna.get_all_study_names(url) if n.startswith(f"study-{name}-beyond-{horizon}-")]
     except Exception:  # a storage that run_sweep will refuse with a clear message
         return {}
-    return {n: min(1, _completed(storage, out_dir, n)) for n in names}
+    return {n: _completed(storage, out_dir, n) for n in names}
 
 
 def _table(settings: list[dict[str, Any]], runs: list[dict[str, Any]], horizon: int) -> dict[str, Any] | None:
