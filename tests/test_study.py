@@ -483,6 +483,24 @@ def test_study_command_run_again_counts_its_finalists(
     assert f"{runs}/{runs}" in capsys.readouterr().out  # (it read 2/3: the finalist was not counted)
 
 
+def test_the_study_progress_bar_ends_at_what_the_storage_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A helper's runs call no callback in the study's process (with --jobs 2 the last finalist may be the
+    helper's): the bar's last count is read from the storage, not from the callbacks seen."""
+    preset = Preset(("adam",), (0.5, 2.0), (0,), (8,), 64, 1, None, diagnostics=False, target_steps=16, finalists=1)
+    monkeypatch.setitem(PRESETS, "quick", preset)
+    real = lrtune.study.run_study
+
+    def unseen(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return real(*args, **{**kwargs, "callbacks": []})  # as if every run were a helper's
+
+    monkeypatch.setattr(lrtune.study, "run_study", unseen)
+    assert main(["study", "--workload", "digits", "--out", str(tmp_path)]) == 0
+    runs = 3 + len(json.loads((tmp_path / "summary.json").read_text())["beyond"])
+    assert f"{runs}/{runs}" in capsys.readouterr().out
+
+
 def test_a_study_with_two_horizons_reports_whether_its_ranking_holds(tmp_path: Path) -> None:
     preset = Preset(("adam", "sgd_clip"), (0.1, 1.0, 10.0), (0,), (20, 80), 64, 2, None, diagnostics=False)
     summary = run_study("digits", preset=preset, out=tmp_path, report=True)

@@ -355,17 +355,23 @@ def _study_command(args: argparse.Namespace) -> int:
         _target(args.workload)  # a name that is no workload, a module that does not import
         space = study_space(preset)
         screening = grid_size(space)
-        total = screening + preset.final_runs
         grid = make_sampler("grid", 0, space)
-        done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
-        if preset.final_runs:  # the finalists already trained (a study run again)
-            final = f"study-{name}-final-{preset.horizon}"
-            done_in[final] = min(preset.final_runs, _completed(args.storage, args.out, final))
+        final = f"study-{name}-final-{preset.horizon}"
         each = 1 if preset.final_runs else len(preset.seeds)  # the runs of a setting beyond the grid's edge
         beyond = f"study-{name}-beyond-{preset.horizon}-"
-        begun = _beyond_studies(args.storage, args.out, name, preset.horizon)  # (a study run again)
-        done_in |= {n: min(each, done) for n, done in begun.items()}
-        total += each * len(begun)
+
+        def count() -> None:
+            """Every run the storage holds as done, and the total (a study run again; the end; Ctrl-C): a helper's
+            last runs call no callback here."""
+            nonlocal total
+            done_in[f"study-{name}"] = screening - _remaining(args.storage, args.out, f"study-{name}", space)
+            if preset.final_runs:
+                done_in[final] = min(preset.final_runs, _completed(args.storage, args.out, final))
+            begun = _beyond_studies(args.storage, args.out, name, preset.horizon)
+            done_in.update({n: min(each, done) for n, done in begun.items()})
+            total = screening + preset.final_runs + each * len(begun)
+
+        count()
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
             what = f"study {args.preset} on {args.workload}, for {preset.horizon} updates"
             task = progress.add_task(what, total=total, completed=sum(done_in.values()), info="")
@@ -396,14 +402,14 @@ def _study_command(args: argparse.Namespace) -> int:
                 callbacks=[advance],
                 jobs=args.jobs,
             )
+            count()
+            progress.update(task, total=total, completed=sum(done_in.values()))
     except (ValueError, OSError) as e:
         console.print(f"[red]lrtune study:[/red] {with_flags(e, args)}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        if total:  # a setting beyond the grid's edge that was training: its runs are left too
-            begun = _beyond_studies(args.storage, args.out, name, preset.horizon)
-            total += each * len(begun.keys() - done_in.keys())
-            done_in |= {n: min(each, done) for n, done in begun.items()}
+        if total:
+            count()
         left = total - sum(done_in.values()) if total else None
         console.print(
             f"[red]lrtune study:[/red] interrupted with {left} of {total} runs left; nothing finished is lost: run the "
