@@ -333,8 +333,7 @@ def run_study(
         sources: list[Source] = [(study, plan.out_dir, plan.space, None)]
         if final is not None:
             sources.append((final[0], plan.out_dir / "final", plan.final_space, final[1]))
-        looked = _look_beyond(plan, task, sources, callbacks)
-    summary = analyse_runs(sources, plan.out_dir)
+        looked, summary = _look_beyond(plan, task, sources, callbacks)
     centres = plan.centring(task).get("lr_centres") or study.user_attrs["range_test"]["lr"]
     branch = plan.branch
     summary |= {
@@ -518,18 +517,21 @@ def beyond_point(summary: dict[str, Any]) -> dict[str, Any] | None:
     return {"recipe": rec["recipe"], "edge": edge, "of": rec["lr"], "lr": rec["lr"] * step, "params": params}
 
 
-def _look_beyond(plan: _Plan, task: Any, sources: list[Source], callbacks: list[Any] | None) -> list[dict[str, Any]]:
+def _look_beyond(
+    plan: _Plan, task: Any, sources: list[Source], callbacks: list[Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """While the recommended setting is at an edge of its recipe's LRs (``plan.preset.beyond`` times at most):
     train it with the LR a grid step beyond, for the horizon the recommendation is for, from update 0 (with the
     finalists' seed, or without finalists the screening's seeds), in a study of its own (named by the point, so a
     study run again finds it), at every thread of this process, after the helpers are gone. Appends each to
-    ``sources``; returns what was tried."""
+    ``sources``; returns what was tried and the analysis of them all (:func:`analyse_runs`)."""
     import hashlib
 
     preset, tried = plan.preset, []
     seeds = list(preset.seeds[:1] if preset.has_final else preset.seeds)
+    summary = analyse_runs(sources, plan.out_dir)
     for _ in range(preset.beyond):
-        point = beyond_point(analyse_runs(sources, plan.out_dir))
+        point = beyond_point(summary)
         if point is None:
             break
         space = {k: [v] for k, v in point["params"].items()} | {"seed": seeds}
@@ -554,9 +556,10 @@ def _look_beyond(plan: _Plan, task: Any, sources: list[Source], callbacks: list[
         )
         sources.append((study, out, space, None))
         tried.append({k: point[k] for k in ("recipe", "edge", "of", "lr")} | {"study": name})
+        summary = analyse_runs(sources, plan.out_dir)
         if sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)) < len(seeds):
             break  # another worker sharing the storage holds a run of it: the next step depends on its outcome
-    return tried
+    return tried, summary
 
 
 def _share(threads: int, runs: int) -> int:
@@ -725,14 +728,20 @@ def study_batch_size(task: Any, preset: Preset, batch_size: int | None = None) -
     return batch_size_for(task)
 
 
+def _begun(storage: str | None, out_dir: Path) -> str | None:
+    """The study's storage URL, or None when the default one (``OUT/lrtune.db``) does not exist yet."""
+    if storage is None and not (out_dir / "lrtune.db").is_file():
+        return None
+    return storage or default_storage(out_dir)
+
+
 def _remaining(storage: str | None, out_dir: Path, name: str, space: dict[str, Any]) -> int:
     """Grid points not yet completed in the study (all of them for a new study)."""
     import optuna
 
     grid = grid_size(space)
-    if storage is None and not (out_dir / "lrtune.db").is_file():
+    if (url := _begun(storage, out_dir)) is None:
         return grid
-    url = storage or default_storage(out_dir)
     try:
         study = optuna.load_study(study_name=name, storage=url)
     except Exception:  # no such study yet, or a storage that run_sweep will refuse with a clear message
@@ -744,10 +753,10 @@ def _completed(storage: str | None, out_dir: Path, name: str) -> int:
     """Trials completed in the study ``name`` (0 for one not begun)."""
     import optuna
 
-    if storage is None and not (out_dir / "lrtune.db").is_file():
+    if (url := _begun(storage, out_dir)) is None:
         return 0
     try:
-        study = optuna.load_study(study_name=name, storage=storage or default_storage(out_dir))
+        study = optuna.load_study(study_name=name, storage=url)
     except Exception:  # not begun, or a storage that run_sweep will refuse with a clear message
         return 0
     return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
@@ -757,9 +766,8 @@ def _beyond_studies(storage: str | None, out_dir: Path, name: str, horizon: int)
     """The study's settings beyond its grid's edge so far (see :func:`_look_beyond`): study name → runs completed."""
     import optuna
 
-    if storage is None and not (out_dir / "lrtune.db").is_file():
+    if (url := _begun(storage, out_dir)) is None:
         return {}
-    url = storage or default_storage(out_dir)
     try:
         names = [n for n in optuna.get_all_study_names(url) if n.startswith(f"study-{name}-beyond-{horizon}-")]
     except Exception:  # a storage that run_sweep will refuse with a clear message
