@@ -15,16 +15,24 @@ and a small Transformer classifier (``ModelWorkload``). Every run is a directory
 invocation continues where the first stopped; auto is run again each time (it continues its own candidate runs
 when its choices are the same). ``--report`` prints the table from what is there.
 
+The results file (``--json``) keeps each case's grid (its final validation loss per LR; null: diverged) beside
+auto's estimate, candidates and choice. ``--grids FILE`` takes the grids from such a file instead of training them
+(each row then names the file): the grid does not depend on auto, so a change to auto is measured again at the cost
+of auto's runs alone. ``--auto-option NAME=VALUE`` runs auto with one of its keyword arguments changed (e.g.
+``cooldown=0.05``; in another ``--out``), and the rows name them.
+
 Usage:
     python benchmarks/auto_vs_grid.py [--cases digits mlp seq translation charlm] [--out out/auto_vs_grid]
     python benchmarks/auto_vs_grid.py --cases charlm --batches 16 --seeds 0 --threads 1   # one case per process
     python benchmarks/auto_vs_grid.py --cases charlm --batches 16 --seeds 0 --steps 400   # another budget
+    python benchmarks/auto_vs_grid.py --grids benchmarks/results/auto_vs_grid.json --out out/again   # auto only
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -90,10 +98,35 @@ def grid_run(task: Any, case: Case, batch: int, seed: int, lr: float, root: Path
     return float(loss) if outcome["status"] == "completed" and loss is not None else math.inf
 
 
-def run_case(case: Case, batch: int, seed: int, root: Path, report_only: bool) -> dict[str, Any] | None:
+def recorded_grids(path: Path) -> dict[tuple[str, int, int, int], dict[float, float]]:
+    """The grids of an earlier results file, by (case, steps, batch, seed): final validation loss per LR."""
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"--grids: cannot read grids from {path}: {error}") from None
+    return {
+        (r["case"], r["steps"], r["batch"], r["seed"]): {
+            float(lr): math.inf if loss is None else float(loss) for lr, loss in r["grid"].items()
+        }
+        for r in rows
+        if "grid" in r
+    }
+
+
+def run_case(
+    case: Case,
+    batch: int,
+    seed: int,
+    root: Path,
+    report_only: bool,
+    recorded: dict[float, float] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The case's grid (trained, or ``recorded``) and auto's choice on it (run with ``settings`` as auto's keyword
+    arguments, or read with ``report_only``)."""
     task = get_workload(case.workload, **case.options)
-    grid: dict[float, float] = {}
-    lrs = list(GRID)
+    grid: dict[float, float] = dict(recorded or {})
+    lrs = list(GRID) if recorded is None else list(grid)
     while True:  # the grid, extended while its best is at an edge
         for lr in lrs:
             if lr not in grid:
@@ -113,9 +146,15 @@ def run_case(case: Case, batch: int, seed: int, root: Path, report_only: bool) -
         if not result_file.is_file():
             return None
         found = json.loads(result_file.read_text())
+        if "tried" not in found and (root / "auto" / "auto.json").is_file():  # from before the file kept them
+            evidence = json.loads((root / "auto" / "auto.json").read_text())["evidence"]
+            found["tried"] = [[c["lr"], c["valid_loss"][-1]] for c in evidence["candidates"]]
+            found["choice"] = evidence["choice"]
     else:
         began = time.perf_counter()
-        chosen = auto(task, steps=case.steps, batch_size=batch, seed=seed, out=root / "auto", train_final=True)
+        chosen = auto(
+            task, steps=case.steps, batch_size=batch, seed=seed, out=root / "auto", train_final=True, **(settings or {})
+        )
         assert chosen.final is not None
         found = {
             "lr": chosen.config["optimizer"]["lr"],
@@ -124,11 +163,29 @@ def run_case(case: Case, batch: int, seed: int, root: Path, report_only: bool) -
             "estimate": chosen.suggestions["estimate"],
             "candidates": len(chosen.candidates),
             "weak": chosen.weak,
+            "tried": [[c["lr"], c["valid_loss"][-1]] for c in chosen.candidates],  # after the cooldown
+            "choice": chosen.choice,
             "seconds": time.perf_counter() - began,
             "threads": torch.get_num_threads(),  # the losses depend on it (the summation order)
         }
         result_file.write_text(json.dumps(found, indent=2))
     return {"grid": {f"{lr:.6g}": v for lr, v in sorted(grid.items())}, "grid_runs": len(grid), "auto": found}
+
+
+def auto_settings(parser: argparse.ArgumentParser, options: list[str]) -> dict[str, Any]:
+    """``--auto-option NAME=VALUE`` as auto's keyword arguments (VALUE read as JSON: a number, true, a string)."""
+    allowed = set(inspect.signature(auto).parameters) - {"workload", "steps", "batch_size", "seed", "out"}
+    allowed -= {"train_final", "overwrite", "workload_options"}
+    settings: dict[str, Any] = {}
+    for option in options:
+        name, _, value = option.partition("=")
+        if name not in allowed or not value:
+            parser.error(f"--auto-option must be NAME=VALUE with NAME one of {sorted(allowed)}, got {option!r}")
+        try:
+            settings[name] = json.loads(value)
+        except ValueError:
+            settings[name] = value
+    return settings
 
 
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,12 +222,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_case_arguments(parser)
     parser.add_argument("--report", action="store_true", help="only the table, from the runs already there")
+    parser.add_argument("--grids", type=Path, default=None, help="take the grids from this results file")
+    parser.add_argument(
+        "--auto-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one of auto's keyword arguments other than its defaults, e.g. cooldown=0.05 (the rows name them)",
+    )
     args = parser.parse_args()
+    settings = auto_settings(parser, args.auto_option)
+    grids = recorded_grids(args.grids) if args.grids is not None else {}
     results: dict[tuple[str, int, int], Any] = {}
     cases: dict[str, Case] = {}
     for key, case, batch, seed, root in case_runs(parser, args):
+        recorded = grids.get((key, case.steps, batch, seed))
+        if args.grids is not None and recorded is None:
+            logger.warning("%s, batch %d, seed %d: no grid in %s; skipped", key, batch, seed, args.grids)
+            continue
         logger.info("%s, batch %d, seed %d", key, batch, seed)
-        results[(key, batch, seed)] = run_case(case, batch, seed, root, args.report)
+        try:
+            results[(key, batch, seed)] = run_case(case, batch, seed, root, args.report, recorded, settings)
+        except FileExistsError as error:  # auto's folder there holds a choice for other settings
+            raise SystemExit(f"auto_vs_grid: {error} (another --out for other --auto-option values)") from None
         cases[key] = case
     rows = []
     for (key, batch, seed), found in results.items():
@@ -205,8 +279,16 @@ def main() -> None:
                 "holds": gap <= max(0.02, spread) and compute <= 0.20,
                 "weak": a["weak"],
                 "threads": a.get("threads"),
+                "estimate": a.get("estimate"),
+                "tried": [[lr, None if not math.isfinite(v) else v] for lr, v in a.get("tried", [])],
+                "choice": a.get("choice"),
+                "grid": {f"{lr:.6g}": (v if math.isfinite(v) else None) for lr, v in sorted(grid.items())},
+                "grid_from": str(args.grids) if args.grids is not None else None,
+                "auto_options": settings,
             }
         )
+    if settings:
+        print("auto with " + ", ".join(f"{k}={v!r}" for k, v in settings.items()) + "\n")
     print(
         "| workload | batch | seed | grid best (LR) | auto (LR) | gap | seed spread | compute | holds | weak evidence |"
     )
