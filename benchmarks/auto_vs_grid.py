@@ -245,6 +245,10 @@ def main() -> None:
             results[(key, batch, seed)] = run_case(case, batch, seed, root, args.report, recorded, settings)
         except FileExistsError as error:  # auto's folder there holds a choice for other settings
             raise SystemExit(f"auto_vs_grid: {error} (another --out for other --auto-option values)") from None
+        except ValueError as error:  # auto refused an --auto-option value, naming it, before any work
+            if not any(str(error).startswith(name) for name in settings):
+                raise
+            parser.error(f"--auto-option: {error}")
         cases[key] = case
     rows = []
     for (key, batch, seed), found in results.items():
