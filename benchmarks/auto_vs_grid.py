@@ -146,10 +146,6 @@ def run_case(
         if not result_file.is_file():
             return None
         found = json.loads(result_file.read_text())
-        if "tried" not in found and (root / "auto" / "auto.json").is_file():  # from before the file kept them
-            evidence = json.loads((root / "auto" / "auto.json").read_text())["evidence"]
-            found["tried"] = [[c["lr"], c["valid_loss"][-1]] for c in evidence["candidates"]]
-            found["choice"] = evidence["choice"]
     else:
         began = time.perf_counter()
         chosen = auto(
@@ -163,12 +159,12 @@ def run_case(
             "estimate": chosen.suggestions["estimate"],
             "candidates": len(chosen.candidates),
             "weak": chosen.weak,
-            "tried": [[c["lr"], c["valid_loss"][-1]] for c in chosen.candidates],  # after the cooldown
-            "choice": chosen.choice,
             "seconds": time.perf_counter() - began,
             "threads": torch.get_num_threads(),  # the losses depend on it (the summation order)
         }
         result_file.write_text(json.dumps(found, indent=2))
+    evidence = json.loads((root / "auto" / "auto.json").read_text())["evidence"]  # auto's own record of its choice
+    found |= {"tried": [[c["lr"], c["valid_loss"][-1]] for c in evidence["candidates"]], "choice": evidence["choice"]}
     return {"grid": {f"{lr:.6g}": v for lr, v in sorted(grid.items())}, "grid_runs": len(grid), "auto": found}
 
 
@@ -284,9 +280,9 @@ def main() -> None:
                 "weak": a["weak"],
                 "threads": a.get("threads"),
                 "estimate": a.get("estimate"),
-                "tried": [[lr, None if not math.isfinite(v) else v] for lr, v in a.get("tried", [])],
-                "choice": a.get("choice"),
-                "grid": {f"{lr:.6g}": (v if math.isfinite(v) else None) for lr, v in sorted(grid.items())},
+                "tried": [[lr, v if math.isfinite(v) else None] for lr, v in a["tried"]],
+                "choice": a["choice"],
+                "grid": {lr: (v if math.isfinite(v) else None) for lr, v in found["grid"].items()},
                 "grid_from": str(args.grids) if args.grids is not None else None,
                 "auto_options": settings,
             }
