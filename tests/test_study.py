@@ -6,15 +6,17 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import re
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 import torch
-from helpers import open_in_chromium
+from helpers import default_sigint, open_in_chromium
 
 import lrtune
 from lrtune.cli import main
@@ -348,6 +350,37 @@ def test_auto_run_again_does_not_train_a_diverged_candidate_again(
     assert {p: p.stat().st_mtime_ns for p in runs} == runs  # nothing trained again, the diverged ones included
     assert again.config == first.config and again.updates == first.updates
     assert [c["status"] for c in again.candidates] == [c["status"] for c in first.candidates]
+
+
+def test_auto_stops_on_ctrl_c_and_the_same_call_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during a candidate run stops auto (no choice is written from a run cut short); auto run again with the
+    same settings continues that run from its checkpoint and chooses exactly as an uninterrupted auto."""
+    from lrtune.study import _auto
+
+    settings: dict[str, Any] = dict(steps=40, batch_size=32, candidates=2, range_test_steps=30, max_extensions=0)
+    whole = auto("digits", out=tmp_path / "whole", **settings)
+    real = _auto.train
+
+    def interrupted_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(_auto, "train", real)  # only the first candidate run is interrupted
+        seen = [0]
+
+        def send(line: dict[str, Any]) -> None:
+            kwargs["callback"](line)
+            seen[0] += "loss" in line
+            if seen[0] == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        return real(*args, **{**kwargs, "callback": send})
+
+    monkeypatch.setattr(_auto, "train", interrupted_once)
+    with default_sigint(), pytest.raises(KeyboardInterrupt, match=r"candidate-0 interrupted at update 5$"):
+        auto("digits", out=tmp_path / "cut", **settings)
+    assert not (tmp_path / "cut" / "auto.json").exists()
+    assert (tmp_path / "cut" / "candidate-0" / "checkpoints" / "step-00000005.pt").is_file()
+    again = auto("digits", out=tmp_path / "cut", **settings)
+    assert again.config == whole.config and again.updates == whole.updates
+    assert [c["valid_loss"] for c in again.candidates] == [c["valid_loss"] for c in whole.candidates]
 
 
 def test_auto_flags_a_comparison_within_its_noise(monkeypatch: pytest.MonkeyPatch) -> None:

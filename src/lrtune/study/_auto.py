@@ -163,6 +163,8 @@ class _Candidates:
             callback=count,
             **extra,
         )
+        if record.status == "interrupted":  # Ctrl-C: auto stops; the same call continues from the checkpoint saved
+            raise KeyboardInterrupt(f"{extra['out_dir']} interrupted at update {record.steps}")
         return record, trained[0]
 
     @staticmethod
